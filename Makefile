@@ -1,0 +1,34 @@
+# The two commands: `make run` and `make test`. Each sets up what it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: run test setup setup-test lint format clean
+
+$(VENV)/.ready: requirements/base.txt requirements/production.txt requirements/dev.txt scripts/setup.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) ./scripts/setup.sh
+
+setup: $(VENV)/.ready
+
+## run: the whole system on 127.0.0.1 (storefront :8000, ledger :5001); Ctrl-C stops it
+run: $(VENV)/.ready
+	$(PY) -m devstack.run
+
+setup-test: $(VENV)/.ready
+	./scripts/setup-test.sh
+
+## test: the whole suite, against real local broker and database servers
+test: setup-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.ready
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.ready
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf .local staticfiles test-artifacts bench-results .pytest_cache

@@ -1,0 +1,76 @@
+"""`make run`: the whole system on 127.0.0.1 until Ctrl-C.
+
+Starts the Kafka-protocol broker on :9092, the MongoDB-protocol server on
+:27017 (data kept in .local/mongo), creates the topics with 3 partitions, then
+the ledger (:5001), the storefront (:8000) and the consumer. Ctrl-C (or
+SIGTERM) stops everything it started, clients first.
+"""
+
+import os
+import signal
+import sys
+import time
+
+from devstack.stack import ROOT, Ports, Stack
+
+LOCAL = ROOT / ".local"
+
+
+def main() -> int:
+    logs = LOCAL / "logs"
+    stack = Stack(
+        logs,
+        ports=Ports.defaults(),
+        partitions=3,
+        db_storage=str(LOCAL / "mongo"),
+        extra_env={"LOG_FORMAT": "text"},
+    )
+    stopping = False
+
+    def on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        print("starting the broker, the database, the ledger, the storefront and the consumer ...")
+        stack.start_all()
+        print(
+            f"""
+The purchase system is running on 127.0.0.1:
+  storefront   {stack.storefront_url}        POST /buy, GET /getAllUserBuys/<userid>, GET /health
+  ledger       {stack.ledger_url}        GET /purchases/<userid> (open it in a browser), GET /health
+  metrics      http://127.0.0.1:{stack.ports.storefront_metrics}/metrics (storefront), \
+:{stack.ports.ledger_metrics} (ledger), :{stack.ports.consumer_metrics} (consumer)
+  broker       {stack.bootstrap}      database  mongodb://127.0.0.1:{stack.ports.mongo}
+
+Try:
+  curl -s -X POST {stack.storefront_url}/buy -H 'Content-Type: application/json' \\
+       -d '{{"username": "john", "userid": "user123", "price": 29.99}}'
+  curl -s {stack.storefront_url}/getAllUserBuys/user123
+
+Logs: {logs}/*.log        Ctrl-C stops everything.""",
+            flush=True,
+        )
+        while not stopping:
+            for proc in stack.procs.values():
+                if not proc.alive():
+                    print(f"\n{proc.name} stopped unexpectedly (exit {proc.popen.returncode}); its log ends:")
+                    print(proc.output()[-2000:])
+                    return 1
+            time.sleep(0.5)
+        return 0
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"could not start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("\nstopping ...", flush=True)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stack.stop()
+        print("stopped.")
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    sys.exit(main())

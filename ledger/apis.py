@@ -1,0 +1,138 @@
+"""The ledger's internal API (Django REST framework, so it browses in a browser too)."""
+
+import logging
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from pymongo.errors import PyMongoError
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ledger import db, selectors
+from purchases_project.events import format_timestamp, parse_timestamp
+
+logger = logging.getLogger(__name__)
+
+ERROR = inline_serializer("Error", {"error": serializers.CharField()})
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+class PageParams(serializers.Serializer):
+    limit = serializers.IntegerField(
+        required=False, default=DEFAULT_PAGE_SIZE, min_value=1, max_value=MAX_PAGE_SIZE
+    )
+    cursor = serializers.CharField(required=False, max_length=512)
+    since = serializers.CharField(required=False, help_text="ISO 8601, inclusive")
+    until = serializers.CharField(required=False, help_text="ISO 8601, exclusive")
+
+    def validate_cursor(self, value: str) -> str:
+        try:
+            selectors.cursor_decode(value)
+        except selectors.InvalidCursor as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value
+
+    def _moment(self, value: str) -> str:
+        try:
+            return format_timestamp(parse_timestamp(value))
+        except ValueError:
+            raise serializers.ValidationError("must be an ISO 8601 date or time") from None
+
+    validate_since = _moment
+    validate_until = _moment
+
+
+class PurchaseOutput(serializers.Serializer):
+    purchase_id = serializers.UUIDField()
+    username = serializers.CharField()
+    userid = serializers.CharField()
+    price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    timestamp = serializers.CharField()
+
+
+class UserPurchasesOutput(serializers.Serializer):
+    userid = serializers.CharField()
+    purchases = PurchaseOutput(many=True)
+    count = serializers.IntegerField(help_text="All of the user's purchases, whatever the page")
+    total_spent = serializers.DecimalField(max_digits=20, decimal_places=2)
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last")
+
+
+def database_unavailable(exc: Exception) -> Response:
+    logger.warning("database unavailable: %s", exc)
+    return Response({"error": "The database is unavailable"}, status=503)
+
+
+class UserPurchaseListApi(APIView):
+    @extend_schema(
+        parameters=[PageParams],
+        responses={
+            200: UserPurchasesOutput,
+            400: OpenApiResponse(ERROR, description="Bad parameters"),
+            503: OpenApiResponse(ERROR, description="MongoDB is unavailable"),
+        },
+    )
+    def get(self, request: Request, userid: str) -> Response:
+        params = PageParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        page_args = params.validated_data
+        try:
+            count, total = selectors.user_summary_get(userid=userid)
+            page = selectors.user_purchases_page(
+                userid=userid,
+                limit=page_args["limit"],
+                cursor=page_args.get("cursor"),
+                since=page_args.get("since"),
+                until=page_args.get("until"),
+            )
+        except selectors.InvalidCursor as exc:
+            raise ValidationError({"cursor": [str(exc)]}) from None
+        except PyMongoError as exc:
+            return database_unavailable(exc)
+        next_url = None
+        if page.next_cursor:
+            query = request.query_params.copy()
+            query["cursor"] = page.next_cursor
+            next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+        # The page is already in the output's shape; a serializer pass over up to
+        # 1,000 rows would only cost time (UserPurchasesOutput documents it).
+        return Response(
+            {
+                "userid": userid,
+                "purchases": page.purchases,
+                "count": count,
+                "total_spent": total,
+                "next": next_url,
+            }
+        )
+
+
+class HealthApi(APIView):
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "LedgerHealth", {"status": serializers.CharField(), "mongodb": serializers.CharField()}
+            ),
+            503: inline_serializer(
+                "LedgerUnhealthy",
+                {
+                    "status": serializers.CharField(),
+                    "mongodb": serializers.CharField(),
+                    "error": serializers.CharField(),
+                },
+            ),
+        }
+    )
+    def get(self, request: Request) -> Response:
+        try:
+            db.ping()
+        except PyMongoError as exc:
+            logger.warning("health: database unavailable: %s", exc)
+            return Response(
+                {"status": "unhealthy", "mongodb": "disconnected", "error": "MongoDB does not answer"},
+                status=503,
+            )
+        return Response({"status": "healthy", "mongodb": "connected"})

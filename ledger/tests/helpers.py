@@ -1,0 +1,30 @@
+"""Checks shared by the ledger's tests and the fault tests."""
+
+from decimal import Decimal
+
+from bson.decimal128 import Decimal128
+
+
+def summaries_match_purchases(database) -> dict[str, tuple]:
+    """For every user: the summary document against a $group over the user's purchases.
+
+    Returns the users whose figures differ (empty when none drifts).
+    """
+    grouped = {
+        row["_id"]: (row["count"], row["total"].to_decimal())
+        for row in database["purchases"].aggregate(
+            [{"$group": {"_id": "$userid", "count": {"$sum": 1}, "total": {"$sum": "$price"}}}]
+        )
+    }
+    summaries = {
+        doc["_id"]: (
+            doc["count"],
+            doc["total"].to_decimal() if isinstance(doc["total"], Decimal128) else Decimal(doc["total"]),
+        )
+        for doc in database["purchases_user_summaries"].find()
+    }
+    return {
+        userid: (grouped.get(userid), summaries.get(userid))
+        for userid in set(grouped) | set(summaries)
+        if grouped.get(userid) != summaries.get(userid)
+    }

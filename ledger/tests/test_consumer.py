@@ -1,0 +1,195 @@
+"""The consumer in process, on topics of its own, against the real broker and database."""
+
+import threading
+import uuid
+from decimal import Decimal
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from ledger import db, selectors
+from ledger.consumer import ConsumerSettings, PurchaseConsumer, TooManyInvalidEvents
+from ledger.tests.helpers import summaries_match_purchases
+from purchases_project.events import PurchaseEvent
+from purchases_project.topics import topics_ensure
+
+
+@pytest.fixture
+def topic(live_settings):
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    topics_ensure(bootstrap_servers=live_settings.KAFKA_BOOTSTRAP_SERVERS, topics={name: 1, f"{name}.dlq": 1})
+    return name
+
+
+def settings_for(live_settings, topic, **overrides) -> ConsumerSettings:
+    return ConsumerSettings.from_django(
+        topic=topic,
+        group=f"g-{topic}",
+        dlq_topic=f"{topic}.dlq",
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
+        poll_timeout_s=0.2,
+        **overrides,
+    )
+
+
+def produce(bootstrap, topic, values, headers=None):
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for key, value in values:
+        producer.produce(topic, key=key, value=value, headers=headers)
+        producer.flush(10)  # one record per batch: the broker's end offsets stay exact
+    assert producer.flush(10) == 0
+
+
+def good(userid, price="10.00"):
+    event = PurchaseEvent.new(username="john", userid=userid, price=Decimal(price))
+    return event, (userid.encode(), event.as_message())
+
+
+class Running:
+    """A PurchaseConsumer on a thread; `wait_for` polls a condition while it runs."""
+
+    def __init__(self, config):
+        self.consumer = PurchaseConsumer(config)
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self.consumer.run()
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            self.error = exc
+
+    def stop(self):
+        self.consumer.stop()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+
+def committed(bootstrap, group, topic, partition=0) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        [tp] = consumer.committed([TopicPartition(topic, partition)], timeout=10)
+        return tp.offset
+    finally:
+        consumer.close()
+
+
+def wait_for(condition, timeout=30.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def dead_letters(bootstrap, topic, expected, timeout=20.0):
+    import time
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"r-{uuid.uuid4()}"})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    found = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(found) < expected and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and not message.error():
+                found.append(message)
+    finally:
+        consumer.close()
+    return found
+
+
+def test_consumer_stores_good_events_and_dead_letters_bad_ones(live_settings, topic, userid):
+    bootstrap = live_settings.KAFKA_BOOTSTRAP_SERVERS
+    _, first_record = good(userid, "29.99")
+    _, last_record = good(userid, "15.50")
+    produce(
+        bootstrap,
+        topic,
+        [first_record, (b"x", b"{not json"), (b"y", b'{"schema_version": 1}'), last_record],
+        headers=[("x-request-id", b"rid-1")],
+    )
+    running = Running(settings_for(live_settings, topic))
+    try:
+        wait_for(lambda: selectors.user_summary_get(userid=userid)[0] == 2)
+        wait_for(lambda: committed(bootstrap, f"g-{topic}", topic) == 4)
+    finally:
+        running.stop()
+    assert running.error is None
+    assert selectors.user_summary_get(userid=userid) == (2, Decimal("45.49"))
+
+    letters = dead_letters(bootstrap, f"{topic}.dlq", 2)
+    assert [m.value() for m in letters] == [b"{not json", b'{"schema_version": 1}']
+    headers = dict(letters[0].headers())
+    assert headers["dlq-topic"] == topic.encode()
+    assert headers["dlq-partition"] == b"0"
+    assert headers["dlq-offset"] == b"1"
+    assert headers["dlq-reason"].startswith(b"not JSON")
+    assert headers["x-request-id"] == b"rid-1"
+    assert dict(letters[1].headers())["dlq-reason"].startswith(b"Missing required fields")
+
+
+def test_redelivered_events_are_stored_once(live_settings, topic, userid):
+    bootstrap = live_settings.KAFKA_BOOTSTRAP_SERVERS
+    event, record = good(userid, "5.00")
+    produce(bootstrap, topic, [record, record])
+    running = Running(settings_for(live_settings, topic))
+    try:
+        wait_for(lambda: committed(bootstrap, f"g-{topic}", topic) == 2)
+    finally:
+        running.stop()
+    database = db.connect()[live_settings.MONGODB_DATABASE]
+    assert database["purchases"].count_documents({"purchase_id": event.purchase_id}) == 1
+    assert selectors.user_summary_get(userid=userid) == (1, Decimal("5.00"))
+    assert not summaries_match_purchases(database)
+
+
+def test_a_long_run_of_invalid_events_stops_the_consumer_where_the_run_began(live_settings, topic, userid):
+    bootstrap = live_settings.KAFKA_BOOTSTRAP_SERVERS
+    _, before = good(userid, "1.00")
+    produce(bootstrap, topic, [before] + [(b"k", b"garbage")] * 4 + [good(userid)[1]])
+    config = settings_for(live_settings, topic, dlq_max_consecutive=3)
+    running = Running(config)
+    running.thread.join(30)
+    assert isinstance(running.error, TooManyInvalidEvents)
+    # The good event before the run is stored and committed; the run and what follows are not.
+    assert committed(bootstrap, f"g-{topic}", topic) == 1
+    assert selectors.user_summary_get(userid=userid)[0] == 1
+    assert len(dead_letters(bootstrap, f"{topic}.dlq", 3)) == 3
+
+    # A restart stops again at the same place: no crash loop that dead-letters the topic.
+    again = Running(config)
+    again.thread.join(30)
+    assert isinstance(again.error, TooManyInvalidEvents)
+    assert committed(bootstrap, f"g-{topic}", topic) == 1
+    assert len(dead_letters(bootstrap, f"{topic}.dlq", 7, timeout=3)) == 6
+
+
+def test_lag_is_reported_per_partition_and_drops_to_zero(live_settings, topic, userid):
+    from ledger.consumer import LAG
+
+    bootstrap = live_settings.KAFKA_BOOTSTRAP_SERVERS
+    produce(bootstrap, topic, [good(userid)[1] for _ in range(3)])
+    running = Running(settings_for(live_settings, topic, statistics_interval_ms=200))
+    try:
+        wait_for(lambda: committed(bootstrap, f"g-{topic}", topic) == 3)
+        wait_for(lambda: LAG.labels(topic, "0")._value.get() == 0 and _has_lag_series(topic))
+    finally:
+        running.stop()
+    assert not _has_lag_series(topic)  # the partition's series goes when it is revoked
+
+
+def _has_lag_series(topic) -> bool:
+    from prometheus_client import REGISTRY
+
+    return any(
+        sample.labels.get("topic") == topic
+        for metric in REGISTRY.collect()
+        if metric.name == "kafka_consumer_lag"
+        for sample in metric.samples
+    )

@@ -1,0 +1,141 @@
+"""GET /purchases/<userid> and /health on the ledger, in process, over the real database."""
+
+from decimal import Decimal
+
+import pytest
+
+from devstack.stack import free_port
+from ledger import db, selectors, services
+from ledger.documents import PAGE_INDEX, Purchase
+from purchases_project.events import PurchaseEvent
+
+pytestmark = pytest.mark.urls("ledger.urls")
+
+
+def record(userid, *prices):
+    events = [PurchaseEvent.new(username="john", userid=userid, price=Decimal(p)) for p in prices]
+    services.purchases_record(events=events)
+    return events
+
+
+def test_user_purchases_with_exact_count_and_total(client, live_settings, userid):
+    events = record(userid, "29.99", "15.50", "42.00")
+    response = client.get(f"/purchases/{userid}")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] == 3
+    assert b'"total_spent":87.49' in response.content
+    assert body["next"] is None
+    assert [p["purchase_id"] for p in body["purchases"]] == [e.purchase_id for e in events]
+    assert body["purchases"][1] == {
+        "purchase_id": events[1].purchase_id,
+        "username": "john",
+        "userid": userid,
+        "price": 15.5,
+        "timestamp": events[1].timestamp,
+    }
+    assert b'"price":15.50' in response.content
+
+
+def test_pages_cover_every_purchase_once_and_keep_all_time_figures(client, live_settings, userid):
+    events = record(userid, *(["1.01"] * 25))
+    seen, url, pages = [], f"/purchases/{userid}?limit=10", 0
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200
+        body = response.json()
+        assert body["count"] == 25
+        assert Decimal(str(body["total_spent"])) == Decimal("25.25")
+        seen += [p["purchase_id"] for p in body["purchases"]]
+        url = body["next"]
+        pages += 1
+        if url:
+            assert url.startswith("http://testserver/purchases/")
+    assert pages == 3
+    assert seen == [e.purchase_id for e in events]
+
+
+def test_since_and_until_narrow_the_page_not_the_figures(client, live_settings, userid):
+    events = record(userid, "1", "2", "3")
+    response = client.get(
+        f"/purchases/{userid}", {"since": events[1].timestamp, "until": events[2].timestamp}
+    )
+    body = response.json()
+    assert [p["purchase_id"] for p in body["purchases"]] == [events[1].purchase_id]
+    assert body["count"] == 3
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=0", "limit=1001", "limit=abc", "cursor=%%%", "cursor=bm90LWpzb24", "since=yesterday"],
+)
+def test_bad_parameters_are_400_with_an_error(client, live_settings, query):
+    response = client.get(f"/purchases/anyone?{query}")
+    assert response.status_code == 400
+    assert isinstance(response.json()["error"], str)
+    assert "detail" not in response.json()
+
+
+def test_health_reports_the_database(client, live_settings):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "healthy", "mongodb": "connected"}
+
+
+def test_health_and_reads_are_503_when_the_database_is_unreachable(client, settings):
+    settings.MONGODB_URI = f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"
+    settings.MONGODB_TIMEOUT_MS = 300
+    db.close()
+    try:
+        health = client.get("/health")
+        read = client.get("/purchases/anyone")
+    finally:
+        db.close()
+    assert health.status_code == 503
+    assert health.json()["status"] == "unhealthy" and health.json()["mongodb"] == "disconnected"
+    assert read.status_code == 503
+    assert read.json() == {"error": "The database is unavailable"}
+
+
+def test_browsable_page_renders_html(client, live_settings, userid):
+    record(userid, "3.00")
+    response = client.get(f"/purchases/{userid}", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert b"<html" in response.content and userid.encode() in response.content
+
+
+def test_page_query_is_answered_from_the_page_index(live_settings, userid):
+    record(userid, "1", "2")
+    after = ("2026-01-01T00:00:00.000000Z", "6f1c0c52-1d7d-4a8e-9d36-0d8c2b7c7a10")
+    until = "2100-01-01T00:00:00.000000Z"
+    query = selectors.page_query(userid=userid, after=after, since=None, until=until)
+    # Equality on userid, a range on timestamp, the tie-break on purchase_id: the index's order.
+    assert query == {
+        "userid": userid,
+        "timestamp": {"$gte": after[0], "$lt": until},
+        "$or": [{"timestamp": {"$gt": after[0]}}, {"purchase_id": {"$gt": after[1]}}],
+    }
+    db.connect()
+    plan = (
+        Purchase._get_collection()
+        .find(query)
+        .sort(selectors.SORT)
+        .hint(PAGE_INDEX)
+        .limit(11)
+        .explain()["queryPlanner"]["winningPlan"]
+    )
+    scans = []
+    while plan:
+        scans.append(plan)
+        plan = plan.get("inputStage")
+    index_scan = scans[-1]
+    assert index_scan["stage"] == "IXSCAN"
+    assert index_scan["keyPattern"] == {"userid": 1, "timestamp": 1, "purchase_id": 1}
+    assert not any(stage["stage"] == "COLLSCAN" for stage in scans)
+
+
+def test_since_is_tightened_by_the_cursor():
+    query = selectors.page_query(userid="u", after=("2026-05", "x"), since="2026-01", until=None)
+    assert query["timestamp"] == {"$gte": "2026-05"}
+    query = selectors.page_query(userid="u", after=("2026-01", "x"), since="2026-05", until=None)
+    assert query["timestamp"] == {"$gte": "2026-05"}

@@ -1,0 +1,63 @@
+"""Storing purchases exactly once, with summaries that never drift (real database)."""
+
+from decimal import Decimal
+
+import pytest
+
+from ledger import db, selectors, services
+from ledger.tests.helpers import summaries_match_purchases
+from purchases_project.events import PurchaseEvent
+
+
+def event(userid, price, **kwargs):
+    return PurchaseEvent.new(username="john", userid=userid, price=Decimal(price), **kwargs)
+
+
+@pytest.fixture
+def database(live_settings):
+    return db.connect()[live_settings.MONGODB_DATABASE]
+
+
+def test_record_stores_new_events_and_counts_them_once(database, userid):
+    events = [event(userid, "29.99"), event(userid, "15.50"), event(userid, "42.00")]
+    assert services.purchases_record(events=events) == services.RecordResult(stored=3, duplicates=0)
+    # Redelivered, alone and mixed with a new one: only the new one counts.
+    assert services.purchases_record(events=events) == services.RecordResult(stored=0, duplicates=3)
+    late = event(userid, "0.01")
+    assert services.purchases_record(events=[events[0], late]) == services.RecordResult(
+        stored=1, duplicates=1
+    )
+    assert selectors.user_summary_get(userid=userid) == (4, Decimal("87.50"))
+    assert database["purchases"].count_documents({"userid": userid}) == 4
+    assert not summaries_match_purchases(database)
+
+
+def test_the_first_of_two_events_with_one_purchase_id_wins(database, userid):
+    first = event(userid, "1.00", idempotency_key="k")
+    second = event(userid, "2.00", idempotency_key="k")
+    assert first.purchase_id == second.purchase_id
+    assert services.purchases_record(events=[first, second]).stored == 1
+    assert services.purchases_record(events=[second]).stored == 0
+    stored = database["purchases"].find_one({"purchase_id": first.purchase_id})
+    assert stored["price"].to_decimal() == Decimal("1.00")
+    assert selectors.user_summary_get(userid=userid) == (1, Decimal("1.00"))
+
+
+def test_totals_stay_exact_far_beyond_float_precision(database, userid):
+    events = [event(userid, "999999999.99") for _ in range(200)] + [event(userid, "0.01")]
+    services.purchases_record(events=events)
+    count, total = selectors.user_summary_get(userid=userid)
+    assert (count, total) == (201, Decimal("199999999998.01"))
+    assert not summaries_match_purchases(database)
+
+
+def test_purchases_have_a_unique_purchase_id_index(database):
+    services.indexes_ensure()
+    indexes = database["purchases"].index_information()
+    unique = [i for i in indexes.values() if i.get("unique")]
+    assert [("purchase_id", 1)] in [i["key"] for i in unique]
+    assert indexes["userid_timestamp_purchase_id"]["key"] == [
+        ("userid", 1),
+        ("timestamp", 1),
+        ("purchase_id", 1),
+    ]

@@ -1,0 +1,30 @@
+"""JSON that keeps money exact in both directions.
+
+Decimals are written as JSON numbers from their exact digits (`87.49`, never a
+float's approximation) and numbers are read back as `Decimal`.
+"""
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(format(value, "f"))
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(data: Any) -> bytes:
+    return orjson.dumps(data, default=_default)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON with every non-integer number as a Decimal; NaN and Infinity are refused."""
+    return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)

@@ -1,0 +1,166 @@
+"""Settings for every process: storefront, ledger and the consumer.
+
+One module, every knob from the environment. Names follow the contract; only
+Django's own settings carry the `DJANGO_` prefix. `SERVICE_ROLE` chooses which
+URLs a web process serves; management commands and tests do not need it.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+SERVICE_ROLES = ("storefront", "ledger")
+SERVICE_ROLE = env.str("SERVICE_ROLE", default="")
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-debug-only-key" if DEBUG else "")
+# Kept short of Django's own check so management commands and tests run without a key;
+# wsgi.py refuses to serve without one.
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS",
+    default=["localhost", "127.0.0.1", "[::1]", "storefront", "ledger"],
+)
+
+INSTALLED_APPS = [
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_prometheus",
+    "storefront",
+    "ledger",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "purchases_project.middleware.RequestIdMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "purchases_project.middleware.JsonErrorMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = {
+    "storefront": "storefront.urls",
+    "ledger": "ledger.urls",
+}.get(SERVICE_ROLE, "purchases_project.urls")
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    },
+]
+
+WSGI_APPLICATION = "purchases_project.wsgi.application"
+
+# No SQL database: purchases live in MongoDB, and nothing needs migrations.
+DATABASES = {}
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+USE_I18N = False
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve straight from the installed apps when nothing was collected (local runs, tests).
+WHITENOISE_USE_FINDERS = not STATIC_ROOT.is_dir()
+
+# Request bodies: /buy reads at most this much itself and answers 413 beyond it.
+PURCHASE_MAX_BODY_BYTES = 64 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = PURCHASE_MAX_BODY_BYTES
+
+REST_FRAMEWORK = {
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": [
+        "purchases_project.renderers.DecimalJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "COERCE_DECIMAL_TO_STRING": False,
+    "EXCEPTION_HANDLER": "purchases_project.errors.drf_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Purchase tracking",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Kafka (storefront and consumer).
+KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="kafka:9092")
+KAFKA_TOPIC = env.str("KAFKA_TOPIC", default="purchases")
+KAFKA_TOPIC_PARTITIONS = env.int("KAFKA_TOPIC_PARTITIONS", default=6)
+KAFKA_DLQ_TOPIC = env.str("KAFKA_DLQ_TOPIC", default="purchases.dlq")
+KAFKA_DLQ_MAX_CONSECUTIVE = env.int("KAFKA_DLQ_MAX_CONSECUTIVE", default=100)
+KAFKA_CONSUMER_GROUP = env.str("KAFKA_CONSUMER_GROUP", default="purchase-consumer-group")
+KAFKA_BATCH_SIZE = env.int("KAFKA_BATCH_SIZE", default=500)
+KAFKA_SESSION_TIMEOUT_MS = env.int("KAFKA_SESSION_TIMEOUT_MS", default=10000)
+KAFKA_HEARTBEAT_INTERVAL_MS = env.int("KAFKA_HEARTBEAT_INTERVAL_MS", default=KAFKA_SESSION_TIMEOUT_MS // 3)
+KAFKA_MAX_POLL_INTERVAL_MS = env.int("KAFKA_MAX_POLL_INTERVAL_MS", default=300000)
+# How long POST /buy waits for the broker's acknowledgement before answering 503.
+KAFKA_PUBLISH_TIMEOUT_S = env.float("KAFKA_PUBLISH_TIMEOUT_S", default=1.5)
+# How long a consumer's warm shutdown may wait for an unreachable database
+# (keep it below the pod's termination grace period).
+CONSUMER_SHUTDOWN_TIMEOUT_S = env.float("CONSUMER_SHUTDOWN_TIMEOUT_S", default=20.0)
+
+# The ledger, as the storefront sees it.
+LEDGER_API_URL = env.str("LEDGER_API_URL", default="http://ledger:5001")
+LEDGER_CONNECT_TIMEOUT_S = env.float("LEDGER_CONNECT_TIMEOUT_S", default=1.0)
+LEDGER_READ_TIMEOUT_S = env.float("LEDGER_READ_TIMEOUT_S", default=5.0)
+
+# MongoDB (ledger and consumer).
+MONGODB_URI = env.str("MONGODB_URI", default="mongodb://mongodb:27017")
+MONGODB_DATABASE = env.str("MONGODB_DATABASE", default="purchase_db")
+MONGODB_COLLECTION = env.str("MONGODB_COLLECTION", default="purchases")
+MONGODB_TIMEOUT_MS = env.int("MONGODB_TIMEOUT_MS", default=2000)
+
+METRICS_PORT = env.int("METRICS_PORT", default=9100)
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# "json" for one JSON object a line (production), "text" for people at a terminal.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "purchases_project.logging.RequestIdFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": True,
+        },
+        "text": {"format": "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT if LOG_FORMAT in ("json", "text") else "json",
+            "filters": ["request_id"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "kafka": {"level": "WARNING"},
+        "pymongo": {"level": "WARNING"},
+    },
+}

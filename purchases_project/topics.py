@@ -1,0 +1,37 @@
+"""Creating the Kafka topics with their intended partition counts (confluent-kafka's AdminClient).
+
+Topics are created explicitly, once: a client asking for metadata of a missing
+topic may have the broker auto-create it with the broker's default count.
+"""
+
+import logging
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+logger = logging.getLogger(__name__)
+
+
+def topics_ensure(*, bootstrap_servers: str, topics: dict[str, int], timeout: float = 10.0) -> dict[str, str]:
+    """Create each missing topic with its partition count; returns what happened to each."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    existing = admin.list_topics(timeout=timeout).topics  # all topics: creates none
+    outcome: dict[str, str] = {}
+    wanted = []
+    for name, partitions in topics.items():
+        if name in existing:
+            have = len(existing[name].partitions)
+            outcome[name] = f"exists with {have} partitions"
+            if have != partitions:
+                logger.warning("topic %s has %d partitions, not %d", name, have, partitions)
+        else:
+            wanted.append(NewTopic(name, num_partitions=partitions, replication_factor=-1))
+    for name, future in admin.create_topics(wanted, request_timeout=timeout).items() if wanted else []:
+        try:
+            future.result(timeout)
+            outcome[name] = f"created with {topics[name]} partitions"
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+            outcome[name] = "exists"
+    return outcome

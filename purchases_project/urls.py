@@ -1,0 +1,6 @@
+"""URLs for a process without a web role (management commands): nothing to serve."""
+
+urlpatterns: list = []
+
+handler404 = "purchases_project.errors.handler404"
+handler500 = "purchases_project.errors.handler500"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# What the test suite needs beyond .venv: Debian packages (installed as root when
+# missing). Under CI a missing tool is an error, never a skipped test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v promtool >/dev/null || need+=(prometheus)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing ${need[*]} ..."
+    apt-get update -qq
+    # No recommends: they would bring node-exporter onto port 9100, the consumer's metrics port.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    # The package starts a Prometheus server; the tests start their own.
+    systemctl disable --now prometheus >/dev/null 2>&1 || pkill -x prometheus || true
+  else
+    echo "error: the tests need ${need[*]} (Debian packages); run as root or install them" >&2
+    exit 1
+  fi
+fi
+

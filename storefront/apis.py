@@ -1,0 +1,107 @@
+"""The storefront's public API.
+
+`POST /buy` is the hot path, so it is a plain Django view: it parses the body
+itself (decimals stay exact) and does nothing per request that could be done
+once per process. The read path is a thin pass-through to the ledger.
+"""
+
+import logging
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.views import View
+
+from purchases_project import jsonutil
+from purchases_project.errors import json_error, json_response
+from purchases_project.events import (
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    InvalidPurchase,
+    missing_fields,
+    parse_price,
+    parse_userid,
+    parse_username,
+)
+from storefront import ledger_client, services
+from storefront.producer import PublishError
+
+logger = logging.getLogger(__name__)
+
+JSON_TYPES = ("application/json",)
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type in JSON_TYPES or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
+class PurchaseCreateApi(View):
+    http_method_names = ["post", "options"]
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.PURCHASE_MAX_BODY_BYTES
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            return json_error(f"Request body must be at most {limit} bytes", 413)
+        if not _is_json(request.content_type or ""):
+            return json_error("Content-Type must be application/json", 415)
+        body = request.read(limit + 1)
+        if len(body) > limit:
+            return json_error(f"Request body must be at most {limit} bytes", 413)
+        try:
+            data = jsonutil.loads(body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            return json_error("Request body must be a JSON object", 400)
+
+        if missing := missing_fields(data):
+            return json_error(f"Missing required fields: {missing}", 400)
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+            return json_error(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters", 400)
+        try:
+            price = parse_price(data["price"])
+            username = parse_username(data["username"])
+            userid = parse_userid(data["userid"])
+        except InvalidPurchase as exc:
+            return json_error(str(exc), 400)
+
+        try:
+            event = services.purchase_publish(
+                username=username, userid=userid, price=price, idempotency_key=key
+            )
+        except PublishError as exc:
+            logger.warning("purchase not published: %s", exc, extra={"userid": userid})
+            return json_error("Purchase could not be recorded: the broker is unavailable", 503)
+        return json_response(
+            {"status": "success", "message": "Purchase recorded", "data": event.as_response()},
+            status=201,
+        )
+
+
+class UserPurchaseListApi(View):
+    http_method_names = ["get", "head", "options"]
+
+    def get(self, request: HttpRequest, userid: str) -> HttpResponse:
+        try:
+            status, body = ledger_client.user_purchases_fetch(userid=userid, params=request.GET.dict())
+        except ledger_client.LedgerTimeout:
+            return json_error("The ledger did not answer in time", 504)
+        except ledger_client.LedgerUnavailable:
+            return json_error("The ledger is unavailable", 503)
+        if body.get("next"):
+            query = urlsplit(body["next"]).query
+            body["next"] = request.build_absolute_uri(f"{request.path}?{query}")
+        return json_response(body, status=status)
+
+
+class HealthApi(View):
+    http_method_names = ["get", "head", "options"]
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return json_response({"status": "healthy"})

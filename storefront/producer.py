@@ -1,0 +1,134 @@
+"""The storefront's Kafka producer: the only module here that imports confluent_kafka.
+
+Lifecycle: one `Producer` per process, created on the first publish (after
+gunicorn has forked the worker; re-created if the PID changes, since librdkafka's
+threads do not survive a fork). A daemon thread polls it for delivery reports.
+Each publish waits for its own report, up to `KAFKA_PUBLISH_TIMEOUT_S`.
+`close()` flushes what is in flight; gunicorn's `worker_exit` hook calls it.
+"""
+
+import logging
+import os
+import threading
+import time
+
+from confluent_kafka import KafkaException, Producer
+from django.conf import settings
+from prometheus_client import Counter, Histogram
+
+from purchases_project import request_id
+from purchases_project.events import PurchaseEvent
+
+logger = logging.getLogger(__name__)
+
+PUBLISHED = Counter("purchases_published_total", "Purchases offered to the broker, by outcome", ["outcome"])
+PUBLISH_SECONDS = Histogram(
+    "purchase_publish_seconds",
+    "Time from produce() to the broker's acknowledgement",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
+)
+for _outcome in ("acked", "failed", "rejected"):
+    PUBLISHED.labels(_outcome)
+
+
+class PublishError(Exception):
+    """The broker did not acknowledge the event in time; the purchase may or may not be stored."""
+
+
+def producer_config() -> dict:
+    timeout_ms = int(settings.KAFKA_PUBLISH_TIMEOUT_S * 1000)
+    return {
+        "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+        "acks": "all",
+        "enable.idempotence": True,
+        # A request waits for its own report: lingering only delays it.
+        "linger.ms": 0,
+        # The Java client's key hashing, so one user's events keep one partition whatever produces them.
+        "partitioner": "murmur2_random",
+        # A little above the request's own wait, so a late delivery still reports.
+        "message.timeout.ms": timeout_ms + 500,
+        "socket.connection.setup.timeout.ms": max(timeout_ms, 1000),
+        "reconnect.backoff.max.ms": 1000,
+    }
+
+
+class _Delivery:
+    __slots__ = ("done", "error")
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.error = None
+
+    def __call__(self, err, msg):  # runs on the poll thread: keep it tiny
+        self.error = err
+        self.done.set()
+
+
+class PurchaseProducer:
+    def __init__(self, config: dict):
+        self._producer = Producer(config)
+        self._closed = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0.05)
+
+    def publish(self, topic: str, event: PurchaseEvent, timeout: float) -> None:
+        delivery = _Delivery()
+        headers = [("content-type", b"application/json")]
+        if rid := request_id.get():
+            headers.append(("x-request-id", rid.encode()))
+        started = time.perf_counter()
+        try:
+            self._producer.produce(
+                topic,
+                key=event.userid.encode(),
+                value=event.as_message(),
+                headers=headers,
+                on_delivery=delivery,
+            )
+        except (BufferError, KafkaException) as exc:
+            PUBLISHED.labels("rejected").inc()
+            raise PublishError(f"broker rejected the event: {exc}") from exc
+        if not delivery.done.wait(timeout):
+            PUBLISHED.labels("failed").inc()
+            raise PublishError("broker did not acknowledge in time")
+        if delivery.error is not None:
+            PUBLISHED.labels("failed").inc()
+            raise PublishError(f"broker refused the event: {delivery.error}")
+        PUBLISHED.labels("acked").inc()
+        PUBLISH_SECONDS.observe(time.perf_counter() - started)
+
+    def close(self, timeout: float = 5.0) -> int:
+        """Deliver what is in flight; returns how many events are still undelivered."""
+        remaining = self._producer.flush(timeout)
+        self._closed.set()
+        self._poller.join(1.0)
+        return remaining
+
+
+_lock = threading.Lock()
+_instance: PurchaseProducer | None = None
+_pid: int | None = None
+
+
+def get_producer() -> PurchaseProducer:
+    global _instance, _pid
+    if _instance is None or _pid != os.getpid():
+        with _lock:
+            if _instance is None or _pid != os.getpid():
+                _instance = PurchaseProducer(producer_config())
+                _pid = os.getpid()
+    return _instance
+
+
+def close_producer() -> None:
+    global _instance
+    with _lock:
+        if _instance is not None and _pid == os.getpid():
+            remaining = _instance.close()
+            if remaining:
+                logger.warning("producer closed with %d undelivered events", remaining)
+        _instance = None

@@ -1,0 +1,169 @@
+"""POST /buy, in process, against the real broker of the shared stack."""
+
+import json
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from devstack.stack import free_port
+from storefront import producer
+
+pytestmark = pytest.mark.urls("storefront.urls")
+
+
+def buy(client, body, **headers):
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    # CONTENT_TYPE explicitly: the test client drops it for an empty body, curl does not.
+    return client.post(
+        "/buy", data=data, content_type="application/json", headers=headers, CONTENT_TYPE="application/json"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ("not json", "Request body must be a JSON object"),
+        ("[1, 2]", "Request body must be a JSON object"),
+        ("", "Request body must be a JSON object"),
+        ({"username": "john"}, "Missing required fields: ['userid', 'price']"),
+        ({"username": None, "userid": "u", "price": 1}, "Missing required fields: ['username']"),
+        ({"username": "j", "userid": "u", "price": "abc"}, "Price must be a valid number"),
+        ({"username": "j", "userid": "u", "price": True}, "Price must be a valid number"),
+        ({"username": "j", "userid": "u", "price": [1]}, "Price must be a valid number"),
+        ('{"username": "j", "userid": "u", "price": NaN}', "Request body must be a JSON object"),
+        ({"username": "j", "userid": "u", "price": -1}, "Price cannot be negative"),
+        ({"username": "j", "userid": {"$ne": None}, "price": 1}, "userid must be a string"),
+        ({"username": "", "userid": "u", "price": 1}, "username must not be empty"),
+        (
+            {"username": "j", "userid": "a/b", "price": 1},
+            "userid may contain only letters, digits and -_.@:+~",
+        ),
+    ],
+)
+def test_buy_rejects_invalid_purchases_with_the_contract_texts(client, body, error):
+    response = buy(client, body)
+    assert response.status_code == 400
+    assert response.json() == {"error": error}
+
+
+def test_buy_rejects_price_with_three_decimals_even_when_it_looks_like_a_float(client):
+    response = buy(client, '{"username": "j", "userid": "u", "price": 29.999999999999999}')
+    assert response.status_code == 400
+    assert "decimal places" in response.json()["error"]
+
+
+def test_buy_rejects_price_above_a_billion(client):
+    response = buy(client, {"username": "j", "userid": "u", "price": "1000000000.01"})
+    assert response.status_code == 400
+    assert "1000000000" in response.json()["error"]
+
+
+def test_buy_answers_415_for_form_data(client):
+    response = client.post("/buy", data={"username": "j"})
+    assert response.status_code == 415
+    assert "error" in response.json()
+
+
+def test_buy_answers_413_for_a_body_over_64_kib(client):
+    response = buy(client, {"username": "j" * 70000, "userid": "u", "price": 1})
+    assert response.status_code == 413
+    assert "error" in response.json()
+
+
+def test_buy_answers_405_with_json_for_get(client):
+    response = client.get("/buy")
+    assert response.status_code == 405
+    assert response.json() == {"error": "Method Not Allowed"}
+    assert "POST" in response["Allow"]
+
+
+def test_unknown_path_is_json_404(client):
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not found"}
+
+
+def test_buy_rejects_an_overlong_idempotency_key(client):
+    response = buy(client, {"username": "j", "userid": "u", "price": 1}, **{"Idempotency-Key": "k" * 256})
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["error"]
+
+
+def read_event(bootstrap: str, topic: str, purchase_id: str, timeout: float = 15.0):
+    """Find one event on the topic by purchase_id (reads every partition from the start)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4()}", "enable.auto.commit": False}
+    )
+    try:
+        metadata = consumer.list_topics(timeout=10).topics[topic]
+        consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            if json.loads(message.value()).get("purchase_id") == purchase_id:
+                return message
+        raise AssertionError(f"no event with purchase_id {purchase_id} on {topic}")
+    finally:
+        consumer.close()
+
+
+def test_buy_publishes_one_acknowledged_event_keyed_by_userid(client, live_settings, userid):
+    response = buy(
+        client, {"username": "john", "userid": userid, "price": "1e2"}, **{"X-Request-ID": "req-abc-123"}
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "success"
+    assert body["message"] == "Purchase recorded"
+    data = body["data"]
+    assert set(data) == {"purchase_id", "username", "userid", "price", "timestamp"}
+    assert data["username"] == "john" and data["userid"] == userid
+    assert b'"price":100.00' in response.content  # a JSON number with its two places
+    assert data["timestamp"].endswith("Z") and len(data["timestamp"]) == 27
+    uuid.UUID(data["purchase_id"])
+    assert response["X-Request-ID"] == "req-abc-123"
+
+    message = read_event(
+        live_settings.KAFKA_BOOTSTRAP_SERVERS, live_settings.KAFKA_TOPIC, data["purchase_id"]
+    )
+    assert message.key() == userid.encode()
+    assert json.loads(message.value()) == {
+        "schema_version": 1,
+        "purchase_id": data["purchase_id"],
+        "username": "john",
+        "userid": userid,
+        "price": "100.00",
+        "timestamp": data["timestamp"],
+    }
+    assert ("x-request-id", b"req-abc-123") in message.headers()
+
+
+def test_buy_with_an_idempotency_key_repeats_its_purchase_id(client, live_settings, userid):
+    body = {"username": "john", "userid": userid, "price": 5}
+    first = buy(client, body, **{"Idempotency-Key": "order-1"})
+    again = buy(client, body, **{"Idempotency-Key": "order-1"})
+    other = buy(client, body, **{"Idempotency-Key": "order-2"})
+    assert first.status_code == again.status_code == other.status_code == 201
+    assert first.json()["data"]["purchase_id"] == again.json()["data"]["purchase_id"]
+    assert first.json()["data"]["purchase_id"] != other.json()["data"]["purchase_id"]
+
+
+def test_buy_answers_503_within_two_seconds_when_the_broker_is_unreachable(client, settings):
+    import time
+
+    settings.KAFKA_BOOTSTRAP_SERVERS = f"127.0.0.1:{free_port()}"  # nothing listens there
+    producer.close_producer()
+    try:
+        started = time.monotonic()
+        response = buy(client, {"username": "j", "userid": "u", "price": 1})
+        elapsed = time.monotonic() - started
+    finally:
+        producer.close_producer()
+    assert response.status_code == 503
+    assert "broker" in response.json()["error"]
+    assert elapsed < 2.0

@@ -1,0 +1,52 @@
+"""GET /getAllUserBuys and /health on the storefront, in process."""
+
+import socket
+import time
+
+import pytest
+
+from devstack.stack import free_port
+from storefront import ledger_client
+
+pytestmark = pytest.mark.urls("storefront.urls")
+
+
+def test_health(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "healthy"}
+
+
+def test_unknown_user_has_no_purchases(client, live_settings):
+    response = client.get("/getAllUserBuys/nonexistent-user-xyz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "userid": "nonexistent-user-xyz",
+        "purchases": [],
+        "count": 0,
+        "total_spent": 0,
+        "next": None,
+    }
+
+
+def test_ledger_unreachable_is_503(client, settings):
+    settings.LEDGER_API_URL = f"http://127.0.0.1:{free_port()}"
+    ledger_client._session = None
+    response = client.get("/getAllUserBuys/someone")
+    assert response.status_code == 503
+    assert response.json() == {"error": "The ledger is unavailable"}
+
+
+def test_ledger_too_slow_is_504(client, settings):
+    # A listening socket that never answers: connections succeed, reads time out.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        settings.LEDGER_API_URL = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        settings.LEDGER_READ_TIMEOUT_S = 0.5
+        ledger_client._session = None
+        started = time.monotonic()
+        response = client.get("/getAllUserBuys/someone")
+    assert response.status_code == 504
+    assert response.json() == {"error": "The ledger did not answer in time"}
+    assert time.monotonic() - started < 3

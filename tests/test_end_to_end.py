@@ -1,0 +1,204 @@
+"""The contract's walk-through against the shared stack: real gunicorn storefront and
+ledger, a real `consume_purchases`, the real broker and database, over HTTP."""
+
+import json
+import time
+import urllib.error
+import urllib.request
+from decimal import Decimal
+
+import pytest
+
+from devstack.stack import wait_until
+
+
+def call(method, url, body=None, headers=None, raw=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None and "Content-Type" not in (headers or {}):
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), dict(exc.headers)
+
+
+def get_json(url):
+    status, body, _ = call("GET", url)
+    return status, json.loads(body, parse_float=Decimal)
+
+
+def wait_for_count(stack, userid, count, timeout=30.0):
+    def ready():
+        status, body = get_json(f"{stack.storefront_url}/getAllUserBuys/{userid}")
+        return body if status == 200 and body["count"] == count else None
+
+    return wait_until(ready, timeout, f"{count} purchases of {userid}", interval=0.1)
+
+
+def test_three_purchases_total_exactly_and_users_stay_apart(stack, userid):
+    other = f"{userid}-other"
+    answers = []
+    for price in (29.99, 15.50, 42.00):
+        status, body, headers = call(
+            "POST", f"{stack.storefront_url}/buy", {"username": "john", "userid": userid, "price": price}
+        )
+        assert status == 201, body
+        answers.append(json.loads(body)["data"])
+        assert headers["X-Request-ID"]
+    status, _, _ = call(
+        "POST", f"{stack.storefront_url}/buy", {"username": "jane", "userid": other, "price": "1.00"}
+    )
+    assert status == 201
+
+    body = wait_for_count(stack, userid, 3)
+    assert body["total_spent"] == Decimal("87.49")
+    assert body["purchases"] == [
+        {**a, "price": Decimal(str(a["price"])).quantize(Decimal("0.01"))} for a in answers
+    ]
+    assert body["next"] is None
+    other_body = wait_for_count(stack, other, 1)
+    assert other_body["total_spent"] == Decimal("1.00")
+    assert [p["userid"] for p in other_body["purchases"]] == [other]
+
+
+def test_pages_through_the_storefront_point_back_at_the_storefront(stack, userid):
+    for price in ("1.00", "2.00", "3.00"):
+        assert (
+            call("POST", f"{stack.storefront_url}/buy", {"username": "j", "userid": userid, "price": price})[
+                0
+            ]
+            == 201
+        )
+    wait_for_count(stack, userid, 3)
+    status, first = get_json(f"{stack.storefront_url}/getAllUserBuys/{userid}?limit=2")
+    assert status == 200 and len(first["purchases"]) == 2 and first["count"] == 3
+    assert first["next"].startswith(f"{stack.storefront_url}/getAllUserBuys/{userid}?")
+    status, second = get_json(first["next"])
+    assert [p["price"] for p in second["purchases"]] == [Decimal("3.00")]
+    assert second["next"] is None
+    assert get_json(f"{stack.storefront_url}/getAllUserBuys/{userid}?limit=5000")[0] == 400
+
+
+def test_user_ids_with_url_characters_read_back(stack):
+    userid = f"jane.doe+{int(time.time() * 1000)}@example.com"
+    assert (
+        call("POST", f"{stack.storefront_url}/buy", {"username": "Jane", "userid": userid, "price": 3})[0]
+        == 201
+    )
+    body = wait_for_count(stack, urllib.request.quote(userid, safe=""), 1)
+    assert body["userid"] == userid
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        ({"username": "john"}, 400, "Missing required fields: ['userid', 'price']"),
+        ({"username": "j", "userid": "u", "price": "abc"}, 400, "Price must be a valid number"),
+        ({"username": "j", "userid": "u", "price": -5}, 400, "Price cannot be negative"),
+        (None, 400, "Request body must be a JSON object"),
+    ],
+)
+def test_errors_over_http(stack, body, status, error):
+    raw = b"" if body is None else None
+    got, content, headers = call("POST", f"{stack.storefront_url}/buy", body, raw=raw)
+    assert got == status
+    assert json.loads(content) == {"error": error}
+    assert headers["Content-Type"] == "application/json"
+
+
+def test_other_errors_over_http_are_json(stack):
+    status, content, _ = call(
+        "POST",
+        f"{stack.storefront_url}/buy",
+        raw=b"username=j",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 415 and "error" in json.loads(content)
+    status, content, _ = call("GET", f"{stack.storefront_url}/buy")
+    assert status == 405 and json.loads(content) == {"error": "Method Not Allowed"}
+    for base in (stack.storefront_url, stack.ledger_url):
+        status, content, _ = call("GET", f"{base}/no/such/path")
+        assert status == 404 and json.loads(content) == {"error": "Not found"}
+
+
+def test_unknown_user_and_health(stack):
+    assert get_json(f"{stack.storefront_url}/getAllUserBuys/nonexistent") == (
+        200,
+        {"userid": "nonexistent", "purchases": [], "count": 0, "total_spent": 0, "next": None},
+    )
+    assert get_json(f"{stack.storefront_url}/health") == (200, {"status": "healthy"})
+    assert get_json(f"{stack.ledger_url}/health") == (200, {"status": "healthy", "mongodb": "connected"})
+
+
+def test_roles_serve_only_their_own_urls(stack):
+    assert call("GET", f"{stack.storefront_url}/purchases/anyone")[0] == 404
+    assert call("POST", f"{stack.ledger_url}/buy", {"username": "j", "userid": "u", "price": 1})[0] == 404
+    assert call("GET", f"{stack.storefront_url}/metrics")[0] == 404  # metrics live on METRICS_PORT only
+
+
+def scrape(port) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def test_every_process_serves_its_metrics(stack, userid):
+    assert (
+        call("POST", f"{stack.storefront_url}/buy", {"username": "j", "userid": userid, "price": 1})[0] == 201
+    )
+    wait_for_count(stack, userid, 1)
+    storefront = scrape(stack.ports.storefront_metrics)
+    assert 'purchases_published_total{outcome="acked"}' in storefront
+    assert "purchase_publish_seconds_bucket" in storefront
+    assert "ledger_request_seconds_bucket" in storefront
+    assert "django_http_requests_total_by_method_total" in storefront
+    ledger = scrape(stack.ports.ledger_metrics)
+    assert "django_http_requests_latency_seconds_by_view_method_bucket" in ledger
+
+    def consumer_counted():
+        text = scrape(stack.ports.consumer_metrics)
+        return (
+            "kafka_consumer_lag{" in text
+            and 'kafka_messages_processed_total{status="stored"}' in text
+            and text
+        )
+
+    consumer = wait_until(consumer_counted, 15, "consumer metrics")
+    assert "kafka_consumer_batch_size_bucket" in consumer
+    assert "kafka_message_processing_seconds_bucket" in consumer
+
+
+def test_a_web_process_without_a_role_refuses_to_start(stack, tmp_path):
+    import subprocess
+
+    from devstack.stack import BIN, ROOT
+
+    env = stack.env()
+    env.pop("SERVICE_ROLE", None)
+    result = subprocess.run(
+        [str(BIN / "gunicorn"), "purchases_project.wsgi"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "SERVICE_ROLE must be one of storefront, ledger" in result.stderr + result.stdout
+
+
+def test_the_database_requires_the_credentials_the_services_use(stack):
+    import pymongo
+
+    anonymous = pymongo.MongoClient(
+        f"mongodb://127.0.0.1:{stack.ports.mongo}/?directConnection=true", serverSelectionTimeoutMS=2000
+    )
+    try:
+        with pytest.raises(pymongo.errors.OperationFailure):
+            anonymous[stack.database]["purchases"].find_one()
+    finally:
+        anonymous.close()
+    assert "@" in stack.mongo_uri
+    with stack.mongo() as client:
+        assert client[stack.database]["purchases"].estimated_document_count() >= 0

@@ -21,3 +21,11 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# checkov lives in a virtualenv of its own: its pins clash with the project's.
+CHECKOV_VENV="${CHECKOV_VENV:-.venv-checkov}"
+if [ ! -f "$CHECKOV_VENV/.ready" ] || [ requirements/checkov.txt -nt "$CHECKOV_VENV/.ready" ]; then
+  echo "installing checkov into $CHECKOV_VENV ..."
+  "${PYTHON:-python3}" -m venv "$CHECKOV_VENV"
+  "$CHECKOV_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements/checkov.txt
+  touch "$CHECKOV_VENV/.ready"
+fi

@@ -1,0 +1,52 @@
+# One image for the three roles of the purchase system (storefront, ledger, consumer);
+# the Kubernetes Deployments choose the role with their command and SERVICE_ROLE.
+#   docker build -t purchase-system:dev .
+
+# --- build: a virtualenv with the run-time requirements only --------------------------
+FROM python:3.11-slim AS build
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+
+# production.txt includes base.txt; nothing from dev.txt goes into the image.
+COPY requirements/base.txt requirements/production.txt /tmp/requirements/
+RUN pip install --no-cache-dir -r /tmp/requirements/production.txt
+
+# --- runtime ------------------------------------------------------------------------
+FROM python:3.11-slim AS runtime
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH \
+    METRICS_PORT=9100
+
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin app
+
+COPY --from=build /opt/venv /opt/venv
+
+WORKDIR /app
+# The code stays owned by root and read-only for the app user.
+COPY . .
+
+# Static files (DRF's pages, the docs UI) are served by whitenoise from
+# /app/staticfiles; bytecode is compiled now because the root filesystem is read-only
+# at run time.
+RUN DJANGO_SECRET_KEY=build python manage.py collectstatic --noinput \
+    && python -m compileall -q /app
+
+USER 10001:10001
+
+EXPOSE 8000 5001 9100
+
+# Every role serves /metrics on METRICS_PORT (Kubernetes uses its own probes).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/metrics' % os.environ.get('METRICS_PORT', '9100'), timeout=4)"]
+
+# Default: the storefront (an explicit SERVICE_ROLE still wins). The ledger runs the same
+# gunicorn with SERVICE_ROLE=ledger; the consumer runs `python manage.py consume_purchases`.
+CMD ["/bin/sh", "-c", "SERVICE_ROLE=\"${SERVICE_ROLE:-storefront}\" exec gunicorn purchases_project.wsgi"]

@@ -159,6 +159,7 @@ class PurchaseConsumer:
                 "enable.idempotence": True,
                 "linger.ms": 5,
                 "partitioner": "murmur2_random",
+                "allow.auto.create.topics": False,
             }
         )
         self._consumer.subscribe(
@@ -191,7 +192,7 @@ class PurchaseConsumer:
     def _handle_batch(self, messages: list[Message]) -> None:
         started = time.monotonic()
         BATCH_SIZE.observe(len(messages))
-        events: list[PurchaseEvent] = []
+        events: list[tuple[PurchaseEvent, Message]] = []
         invalid: list[tuple[Message, str]] = []
         handled: list[Message] = []
         cap_reached = False
@@ -211,7 +212,7 @@ class PurchaseConsumer:
             else:
                 self._invalid_run = 0
                 self._invalid_run_start.clear()
-                events.append(event)
+                events.append((event, message))
             handled.append(message)
 
         self._persist(events, invalid, messages)
@@ -236,7 +237,7 @@ class PurchaseConsumer:
                 if invalid and not dead_lettered:
                     self._dead_letter(invalid)
                     dead_lettered = True
-                result = services.purchases_record(events=events) if events else None
+                result = services.purchases_record(events=[e for e, _ in events]) if events else None
                 break
             except (PyMongoError, KafkaException) as exc:
                 if not failed_once:
@@ -254,8 +255,19 @@ class PurchaseConsumer:
         if result is not None:
             PROCESSED.labels("stored").inc(result.stored)
             PROCESSED.labels("duplicate").inc(result.duplicates)
-        for event in events:
-            logger.debug("stored purchase %s", event.purchase_id)
+            for event, message in events:
+                new = event.purchase_id in result.stored_ids
+                logger.info(
+                    "stored purchase %s" if new else "purchase %s was stored before",
+                    event.purchase_id,
+                    extra={
+                        "request_id": request_id_of(message),
+                        "purchase_id": event.purchase_id,
+                        "userid": event.userid,
+                        "partition": message.partition(),
+                        "offset": message.offset(),
+                    },
+                )
         if invalid:
             PROCESSED.labels("dead_lettered").inc(len(invalid))
             for message, reason in invalid:

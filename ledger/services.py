@@ -16,8 +16,12 @@ from purchases_project.events import PurchaseEvent
 
 @dataclass(frozen=True)
 class RecordResult:
-    stored: int
+    stored_ids: frozenset[str]
     duplicates: int
+
+    @property
+    def stored(self) -> int:
+        return len(self.stored_ids)
 
 
 def purchases_record(*, events: list[PurchaseEvent]) -> RecordResult:
@@ -33,7 +37,7 @@ def purchases_record(*, events: list[PurchaseEvent]) -> RecordResult:
     for event in events:
         unique.setdefault(event.purchase_id, event)
     if not unique:
-        return RecordResult(stored=0, duplicates=len(events))
+        return RecordResult(stored_ids=frozenset(), duplicates=len(events))
 
     client = db.connect()
     purchases = Purchase._get_collection()
@@ -83,7 +87,9 @@ def purchases_record(*, events: list[PurchaseEvent]) -> RecordResult:
                     ordered=False,
                     session=session,
                 )
-    return RecordResult(stored=len(new), duplicates=len(events) - len(new))
+    return RecordResult(
+        stored_ids=frozenset(event.purchase_id for event in new), duplicates=len(events) - len(new)
+    )
 
 
 def indexes_ensure() -> None:

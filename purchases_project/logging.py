@@ -10,3 +10,11 @@ class RequestIdFilter(logging.Filter):
         if not getattr(record, "request_id", None):
             record.request_id = request_id.get() or "-"
         return True
+
+
+class UnexpectedErrorsOnly(logging.Filter):
+    """Keeps django.request's records of unhandled exceptions, drops its line per 4xx/5xx answer
+    (the views log what went wrong themselves, with the request id)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is not None

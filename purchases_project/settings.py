@@ -140,7 +140,10 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "purchases_project.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "purchases_project.logging.RequestIdFilter"},
+        "unexpected_errors_only": {"()": "purchases_project.logging.UnexpectedErrorsOnly"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -159,7 +162,7 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        "django.request": {"level": "ERROR"},
+        "django.request": {"level": "ERROR", "filters": ["unexpected_errors_only"]},
         "kafka": {"level": "WARNING"},
         "pymongo": {"level": "WARNING"},
     },

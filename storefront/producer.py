@@ -12,7 +12,7 @@ import os
 import threading
 import time
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from django.conf import settings
 from prometheus_client import Counter, Histogram
 
@@ -29,6 +29,10 @@ PUBLISH_SECONDS = Histogram(
 )
 for _outcome in ("acked", "failed", "rejected"):
     PUBLISHED.labels(_outcome)
+
+
+# After this many failed publishes in a row a fresh producer (and producer id) is made.
+MAX_FAILURES_IN_A_ROW = 3
 
 
 class PublishError(Exception):
@@ -49,6 +53,8 @@ def producer_config() -> dict:
         "message.timeout.ms": timeout_ms + 500,
         "socket.connection.setup.timeout.ms": max(timeout_ms, 1000),
         "reconnect.backoff.max.ms": 1000,
+        # A missing topic is an error, never one auto-created with the broker's default count.
+        "allow.auto.create.topics": False,
     }
 
 
@@ -66,14 +72,30 @@ class _Delivery:
 
 class PurchaseProducer:
     def __init__(self, config: dict):
-        self._producer = Producer(config)
+        # An idempotent producer can be left unusable: a fatal error, or a broker that
+        # lost its producer state (it then retries an unknown producer id until every
+        # message times out). get_producer() replaces a broken one.
+        self.broken = False
+        self._failures_in_a_row = 0
+        self._producer = Producer({**config, "error_cb": self._on_error})
         self._closed = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._poller.start()
 
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self.broken = True
+            logger.error("kafka producer fatal error, it will be replaced: %s", error)
+
     def _poll(self) -> None:
         while not self._closed.is_set():
-            self._producer.poll(0.05)
+            try:
+                self._producer.poll(0.05)
+            except KafkaException as exc:  # raised for fatal errors
+                self._on_error(exc.args[0])
+                if not self.broken:
+                    logger.warning("kafka producer: %s", exc)
+                self._closed.wait(0.05)
 
     def publish(self, topic: str, event: PurchaseEvent, timeout: float) -> None:
         delivery = _Delivery()
@@ -90,16 +112,28 @@ class PurchaseProducer:
                 on_delivery=delivery,
             )
         except (BufferError, KafkaException) as exc:
+            if isinstance(exc, KafkaException) and exc.args[0].code() == KafkaError._FATAL:
+                self.broken = True
             PUBLISHED.labels("rejected").inc()
             raise PublishError(f"broker rejected the event: {exc}") from exc
         if not delivery.done.wait(timeout):
-            PUBLISHED.labels("failed").inc()
+            self._failed()
             raise PublishError("broker did not acknowledge in time")
         if delivery.error is not None:
-            PUBLISHED.labels("failed").inc()
+            self._failed()
             raise PublishError(f"broker refused the event: {delivery.error}")
+        self._failures_in_a_row = 0
         PUBLISHED.labels("acked").inc()
         PUBLISH_SECONDS.observe(time.perf_counter() - started)
+
+    def _failed(self) -> None:
+        PUBLISHED.labels("failed").inc()
+        self._failures_in_a_row += 1
+        if self._failures_in_a_row >= MAX_FAILURES_IN_A_ROW and not self.broken:
+            self.broken = True
+            logger.warning(
+                "%d publishes failed in a row; the producer will be replaced", self._failures_in_a_row
+            )
 
     def close(self, timeout: float = 5.0) -> int:
         """Deliver what is in flight; returns how many events are still undelivered."""
@@ -114,11 +148,17 @@ _instance: PurchaseProducer | None = None
 _pid: int | None = None
 
 
+def _usable() -> bool:
+    return _instance is not None and _pid == os.getpid() and not _instance.broken
+
+
 def get_producer() -> PurchaseProducer:
     global _instance, _pid
-    if _instance is None or _pid != os.getpid():
+    if not _usable():
         with _lock:
-            if _instance is None or _pid != os.getpid():
+            if not _usable():
+                if _instance is not None and _pid == os.getpid():
+                    _instance.close(timeout=0)  # broken: nothing more will be delivered
                 _instance = PurchaseProducer(producer_config())
                 _pid = os.getpid()
     return _instance

@@ -202,3 +202,18 @@ def test_the_database_requires_the_credentials_the_services_use(stack):
     assert "@" in stack.mongo_uri
     with stack.mongo() as client:
         assert client[stack.database]["purchases"].estimated_document_count() >= 0
+
+
+def test_a_retry_with_the_same_idempotency_key_is_stored_once(stack, userid):
+    body = {"username": "john", "userid": userid, "price": "19.99"}
+    headers = {"Idempotency-Key": "checkout-7f3a", "Content-Type": "application/json"}
+    first = call("POST", f"{stack.storefront_url}/buy", body, headers=headers)
+    retry = call("POST", f"{stack.storefront_url}/buy", body, headers=headers)
+    assert first[0] == retry[0] == 201
+    purchase_id = json.loads(first[1])["data"]["purchase_id"]
+    assert json.loads(retry[1])["data"]["purchase_id"] == purchase_id
+    # A later purchase without a key shows the consumer got past both.
+    assert call("POST", f"{stack.storefront_url}/buy", {**body, "price": "1.00"})[0] == 201
+    listed = wait_for_count(stack, userid, 2)
+    assert [p["purchase_id"] for p in listed["purchases"]].count(purchase_id) == 1
+    assert listed["total_spent"] == Decimal("20.99")

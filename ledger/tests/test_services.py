@@ -20,13 +20,14 @@ def database(live_settings):
 
 def test_record_stores_new_events_and_counts_them_once(database, userid):
     events = [event(userid, "29.99"), event(userid, "15.50"), event(userid, "42.00")]
-    assert services.purchases_record(events=events) == services.RecordResult(stored=3, duplicates=0)
+    first = services.purchases_record(events=events)
+    assert (first.stored_ids, first.duplicates) == ({e.purchase_id for e in events}, 0)
     # Redelivered, alone and mixed with a new one: only the new one counts.
-    assert services.purchases_record(events=events) == services.RecordResult(stored=0, duplicates=3)
+    again = services.purchases_record(events=events)
+    assert (again.stored, again.duplicates) == (0, 3)
     late = event(userid, "0.01")
-    assert services.purchases_record(events=[events[0], late]) == services.RecordResult(
-        stored=1, duplicates=1
-    )
+    mixed = services.purchases_record(events=[events[0], late])
+    assert (mixed.stored_ids, mixed.duplicates) == ({late.purchase_id}, 1)
     assert selectors.user_summary_get(userid=userid) == (4, Decimal("87.50"))
     assert database["purchases"].count_documents({"userid": userid}) == 4
     assert not summaries_match_purchases(database)

@@ -1,0 +1,116 @@
+"""Replaying the dead-letter topic after a fix.
+
+Lifecycle: `DeadLetterReplayer.run()` joins its own consumer group
+(`purchase-dlq-replay`), reads the dead-letter topic from where it last
+stopped until nothing new arrives for `idle_timeout_s`, re-validates each
+event, re-publishes the valid ones to the purchase topic with their original
+key and headers, and leaves the still-invalid ones. Per partition it commits
+only the events it handled: up to the first event it had to leave, so a later
+run, after a further fix, sees that one again. Re-publishing is safe because
+the consumer dedupes on `purchase_id`. `finally` closes both clients.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from purchases_project.events import InvalidPurchase, PurchaseEvent
+
+logger = logging.getLogger(__name__)
+
+REPLAY_GROUP = "purchase-dlq-replay"
+
+
+@dataclass
+class ReplayResult:
+    replayed: int = 0
+    left: int = 0
+    first_left: dict[int, int] = field(default_factory=dict)  # partition -> offset
+
+
+class DeadLetterReplayer:
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        dlq_topic: str,
+        topic: str,
+        group: str = REPLAY_GROUP,
+        idle_timeout_s: float = 5.0,
+        max_messages: int = 1_000_000,
+        extra: dict | None = None,
+    ):
+        self.dlq_topic, self.topic = dlq_topic, topic
+        self.idle_timeout_s, self.max_messages = idle_timeout_s, max_messages
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                **(extra or {}),
+            }
+        )
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "acks": "all",
+                "enable.idempotence": True,
+                "partitioner": "murmur2_random",
+                "allow.auto.create.topics": False,
+            }
+        )
+
+    def run(self) -> ReplayResult:
+        result = ReplayResult()
+        seen = 0
+        try:
+            self._consumer.subscribe([self.dlq_topic])
+            idle_since = time.monotonic()
+            while seen < self.max_messages and time.monotonic() - idle_since < self.idle_timeout_s:
+                messages = self._consumer.consume(
+                    num_messages=min(500, self.max_messages - seen), timeout=0.5
+                )
+                messages = [m for m in messages if not m.error()]
+                if not messages:
+                    continue
+                idle_since = time.monotonic()
+                seen += len(messages)
+                self._replay_batch(messages, result)
+        finally:
+            self._producer.flush(10)
+            self._consumer.close()
+        return result
+
+    def _replay_batch(self, messages, result: ReplayResult) -> None:
+        commit: dict[int, int] = {}
+        for message in messages:
+            partition = message.partition()
+            try:
+                PurchaseEvent.from_message(message.value())
+            except InvalidPurchase as exc:
+                result.left += 1
+                result.first_left.setdefault(partition, message.offset())
+                logger.warning(
+                    "left a dead letter that is still invalid: %s",
+                    exc,
+                    extra={"partition": partition, "offset": message.offset()},
+                )
+                continue
+            headers = [(k, v) for k, v in (message.headers() or []) if not k.startswith("dlq-")]
+            self._producer.produce(
+                self.topic,
+                key=message.key(),
+                value=message.value(),
+                headers=[*headers, ("dlq-replayed-from", f"{partition}:{message.offset()}".encode())],
+            )
+            result.replayed += 1
+            if partition not in result.first_left:
+                commit[partition] = message.offset() + 1
+        if self._producer.flush(30) > 0:
+            raise KafkaException("the purchase topic did not acknowledge the replayed events")
+        offsets = [TopicPartition(self.dlq_topic, p, o) for p, o in commit.items()]
+        if offsets:
+            self._consumer.commit(offsets=offsets, asynchronous=False)

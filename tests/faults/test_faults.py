@@ -1,0 +1,234 @@
+"""Break real processes and check that every purchase answered 201 is stored exactly once.
+
+Each test starts a stack of its own (never the shared one), on free ports of
+127.0.0.1, with the database synced on commit; every process is stopped by PID
+when the test ends. Loads are bounded in count and time.
+"""
+
+import json
+import re
+import signal
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from devstack.stack import wait_until
+from purchases_project.events import PurchaseEvent
+from tests.faults.load import Load, assert_stored_exactly_once
+
+pytestmark = pytest.mark.slow
+
+
+def post(stack, body, timeout=10, headers=None):
+    request = urllib.request.Request(
+        f"{stack.storefront_url}/buy",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def get(url, timeout=10):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def scrape(port) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def committed_total(stack, group="purchase-consumer-group", topic="purchases") -> int:
+    consumer = Consumer({"bootstrap.servers": stack.bootstrap, "group.id": group})
+    try:
+        tps = [TopicPartition(topic, p) for p in range(stack.partitions)]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10))
+    finally:
+        consumer.close()
+
+
+def test_consumer_killed_mid_load_loses_and_doubles_nothing(make_stack):
+    stack = make_stack("kill-consumer")
+    stack.start_all()
+    load = Load(stack, count=3000).start()
+    load.wait_accepted(1000)
+    stack.procs["consumer"].kill()  # SIGKILL: whatever was not committed is delivered again
+    time.sleep(1.0)
+    stack.start_consumer()
+    load.join()
+    assert load.statuses[201] == 3000, load.statuses
+    assert_stored_exactly_once(stack, load.accepted)
+
+
+def test_database_outage_during_load_is_ridden_out_without_losing_the_group(make_stack):
+    # A max poll interval shorter than the outage: the consumer must keep polling while it holds.
+    stack = make_stack("db-outage", extra_env={"KAFKA_MAX_POLL_INTERVAL_MS": "6000"})
+    stack.start_all()
+    load = Load(stack, count=2500, threads=3).start()
+    load.wait_accepted(500)
+    stack.procs["mongo"].stop()
+    outage_started = time.monotonic()
+
+    status, body = get(f"{stack.ledger_url}/health")
+    assert (status, body["status"], body["mongodb"]) == (503, "unhealthy", "disconnected")
+    # Purchases keep being accepted (the storefront never touches MongoDB) and the lag
+    # metric stays live while the consumer holds its batch.
+    wait_until(lambda: "kafka_consumer_lag{" in scrape(stack.ports.consumer_metrics), 10, "lag series")
+    time.sleep(max(0.0, 8.0 - (time.monotonic() - outage_started)))
+    during = scrape(stack.ports.consumer_metrics)
+    assert 'kafka_messages_processed_total{status="failed"}' in during
+    assert not re.search(r'kafka_messages_processed_total\{status="failed"\} 0\.0', during)
+    assert "kafka_consumer_lag{" in during
+    assert 'kafka_messages_processed_total{status="dead_lettered"} 0.0' in during
+
+    stack.start_mongo()
+    load.join()
+    assert load.statuses[201] == 2500, load.statuses
+    assert_stored_exactly_once(stack, load.accepted)
+    assert get(f"{stack.ledger_url}/health")[0] == 200
+    log = stack.procs["consumer"].output()
+    assert "holding it and retrying" in log
+    assert "revoked partitions" not in log, "the consumer lost its group membership during the outage"
+
+
+def test_warm_shutdown_gives_up_without_committing_when_the_database_is_away(make_stack):
+    stack = make_stack("shutdown-db-away", extra_env={"CONSUMER_SHUTDOWN_TIMEOUT_S": "3"})
+    stack.start_all()
+    assert post(stack, {"username": "a", "userid": "before", "price": 1})[0] == 201
+    wait_until(lambda: committed_total(stack) == 1, 30, "first purchase committed")
+    stack.procs["mongo"].stop()
+    held = Load(stack, count=50, threads=2).start().join()
+    assert held.statuses[201] == 50
+    time.sleep(1.0)  # the consumer takes the batch and starts holding it
+    consumer = stack.procs["consumer"]
+    consumer.signal(signal.SIGTERM)
+    started = time.monotonic()
+    code = consumer.popen.wait(30)
+    assert code != 0
+    assert time.monotonic() - started < 15
+    assert "exiting without committing" in consumer.output()
+    assert committed_total(stack) == 1
+
+    stack.start_mongo()
+    stack.start_consumer()
+    assert_stored_exactly_once(stack, held.accepted)
+
+
+def test_sigterm_to_the_consumer_and_the_storefront_loses_nothing_answered(make_stack):
+    stack = make_stack("sigterm")
+    stack.start_all()
+    load = Load(stack, count=4000, threads=4).start()
+    load.wait_accepted(800)
+    assert stack.procs["consumer"].stop() == 0  # warm shutdown: write, commit, exit 0
+    assert "consumer stopped" in stack.procs["consumer"].output()
+    stack.start_consumer()
+    load.wait_accepted(2000)
+    # A rollout of the storefront: in-flight requests finish, the producer is flushed.
+    assert stack.procs["storefront"].stop() == 0
+    load.stop()
+    load.join()
+    assert_stored_exactly_once(stack, load.accepted)
+
+
+def test_broker_outage_answers_503_fast_and_recovers(make_stack):
+    stack = make_stack("broker-outage")
+    stack.start_infra()
+    stack.start_web("storefront")
+    assert post(stack, {"username": "a", "userid": "b", "price": 1})[0] == 201
+
+    stack.procs["broker"].stop()
+    for _ in range(3):
+        started = time.monotonic()
+        status, body = post(stack, {"username": "a", "userid": "b", "price": 1})
+        assert status == 503, body
+        assert "broker" in body["error"]
+        assert time.monotonic() - started < 2.0
+
+    # The memory broker forgot everything: the topics come back, with their partition
+    # count, before any client reconnects (our clients never auto-create a topic).
+    stack.start_broker()
+    stack.create_topics()
+
+    def accepted():
+        return post(stack, {"username": "a", "userid": "b", "price": 2})[0] == 201
+
+    wait_until(accepted, 30, "POST /buy answered 201 again", interval=0.5)
+    consumer = Consumer({"bootstrap.servers": stack.bootstrap, "group.id": "check"})
+    try:
+        assert len(consumer.list_topics(timeout=10).topics["purchases"].partitions) == stack.partitions == 3
+    finally:
+        consumer.close()
+    text = scrape(stack.ports.storefront_metrics)
+    assert re.search(r'purchases_published_total\{outcome="failed"\} [1-9]', text)
+
+
+def test_malformed_events_are_dead_lettered_and_replayed_after_a_fix(make_stack):
+    stack = make_stack("poison")
+    stack.start_all()
+    producer = Producer({"bootstrap.servers": stack.bootstrap, "partitioner": "murmur2_random"})
+    good = [PurchaseEvent.new(username="p", userid="poison-user", price=p) for p in (1, 2, 3)]
+    records = [
+        (good[0].as_message(), b"poison-user"),
+        (b"{broken json", b"poison-user"),
+        (good[1].as_message(), b"poison-user"),
+        (json.dumps({"schema_version": 1, "userid": "poison-user"}).encode(), b"poison-user"),
+        (good[2].as_message(), b"poison-user"),
+    ]
+    for value, key in records:
+        producer.produce("purchases", key=key, value=value)
+    assert producer.flush(10) == 0
+    assert_stored_exactly_once(stack, {e.purchase_id: ("poison-user", e.price) for e in good})
+    wait_until(
+        lambda: 'kafka_messages_processed_total{status="dead_lettered"} 2.0'
+        in scrape(stack.ports.consumer_metrics),
+        20,
+        "two dead letters counted",
+    )
+
+    # A fix (say, a consumer that understands a newer event) makes a dead letter valid:
+    # here, a valid event that landed in the dead-letter topic.
+    fixed = PurchaseEvent.new(username="p", userid="poison-user", price=7)
+    producer.produce(
+        "purchases.dlq",
+        key=b"poison-user",
+        value=fixed.as_message(),
+        headers=[("dlq-reason", b"unsupported schema_version 2")],
+    )
+    assert producer.flush(10) == 0
+    env = stack.env()
+    import subprocess
+
+    from devstack.stack import PYTHON, ROOT
+
+    replay = subprocess.run(
+        [PYTHON, "manage.py", "replay_dlq", "--idle-timeout", "3"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert replay.returncode == 0, replay.stderr
+    assert "replayed 1 events" in replay.stdout and "left 2 still invalid" in replay.stdout
+    assert_stored_exactly_once(stack, {e.purchase_id: ("poison-user", e.price) for e in [*good, fixed]})
+    # Run again: the still-invalid ones are seen again, the replayed one is not re-sent.
+    again = subprocess.run(
+        [PYTHON, "manage.py", "replay_dlq", "--idle-timeout", "3"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "left 2 still invalid" in again.stdout, again.stdout

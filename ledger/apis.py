@@ -2,7 +2,7 @@
 
 import logging
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from pymongo.errors import PyMongoError
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -11,20 +11,21 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ledger import db, selectors
+from purchases_project.api_docs import (
+    REQUEST_ID,
+    USERID,
+    PageQuery,
+    UserPurchasesOutput,
+    error,
+)
 from purchases_project.events import format_timestamp, parse_timestamp
 
 logger = logging.getLogger(__name__)
 
-ERROR = inline_serializer("Error", {"error": serializers.CharField()})
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
 
+class PageParams(PageQuery):
+    """The documented page parameters, checked: a bad one is a 400."""
 
-class PageParams(serializers.Serializer):
-    limit = serializers.IntegerField(
-        required=False, default=DEFAULT_PAGE_SIZE, min_value=1, max_value=MAX_PAGE_SIZE
-    )
-    cursor = serializers.CharField(required=False, max_length=512)
     since = serializers.CharField(required=False, help_text="ISO 8601, inclusive")
     until = serializers.CharField(required=False, help_text="ISO 8601, exclusive")
 
@@ -45,22 +46,6 @@ class PageParams(serializers.Serializer):
     validate_until = _moment
 
 
-class PurchaseOutput(serializers.Serializer):
-    purchase_id = serializers.UUIDField()
-    username = serializers.CharField()
-    userid = serializers.CharField()
-    price = serializers.DecimalField(max_digits=12, decimal_places=2)
-    timestamp = serializers.CharField()
-
-
-class UserPurchasesOutput(serializers.Serializer):
-    userid = serializers.CharField()
-    purchases = PurchaseOutput(many=True)
-    count = serializers.IntegerField(help_text="All of the user's purchases, whatever the page")
-    total_spent = serializers.DecimalField(max_digits=20, decimal_places=2)
-    next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last")
-
-
 def database_unavailable(exc: Exception) -> Response:
     logger.warning("database unavailable: %s", exc)
     return Response({"error": "The database is unavailable"}, status=503)
@@ -68,11 +53,12 @@ def database_unavailable(exc: Exception) -> Response:
 
 class UserPurchaseListApi(APIView):
     @extend_schema(
-        parameters=[PageParams],
+        parameters=[PageQuery, USERID, REQUEST_ID],
         responses={
             200: UserPurchasesOutput,
-            400: OpenApiResponse(ERROR, description="Bad parameters"),
-            503: OpenApiResponse(ERROR, description="MongoDB is unavailable"),
+            400: error("Bad parameters"),
+            404: error("No such path"),
+            503: error("MongoDB is unavailable"),
         },
     )
     def get(self, request: Request, userid: str) -> Response:

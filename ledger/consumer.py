@@ -24,6 +24,7 @@ from ledger import db, services
 from purchases_project.events import InvalidPurchase, PurchaseEvent
 
 logger = logging.getLogger(__name__)
+KAFKA_LOGGER = logging.getLogger("kafka")
 
 PROCESSED = Counter(
     "kafka_messages_processed_total", "Events handled by the consumer, by outcome", ["status"]
@@ -137,6 +138,7 @@ class PurchaseConsumer:
         c = self.config
         return {
             "bootstrap.servers": c.bootstrap_servers,
+            "logger": KAFKA_LOGGER,  # librdkafka's own logs, in our log format
             "group.id": c.group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -155,6 +157,7 @@ class PurchaseConsumer:
         self._dlq = Producer(
             {
                 "bootstrap.servers": self.config.bootstrap_servers,
+                "logger": KAFKA_LOGGER,
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": 5,

@@ -47,6 +47,7 @@ class DeadLetterReplayer:
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap_servers,
+                "logger": logger,
                 "group.id": group,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
@@ -56,6 +57,7 @@ class DeadLetterReplayer:
         self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap_servers,
+                "logger": logger,
                 "acks": "all",
                 "enable.idempotence": True,
                 "partitioner": "murmur2_random",

@@ -1,10 +1,15 @@
 from django.urls import path
 
 from ledger import apis
+from purchases_project.api_docs import docs_urlpatterns
 
 urlpatterns = [
     path("purchases/<str:userid>", apis.UserPurchaseListApi.as_view(), name="ledger-purchases"),
     path("health", apis.HealthApi.as_view(), name="ledger-health"),
+    *docs_urlpatterns(
+        title="Purchase ledger (internal)",
+        description="A user's purchases from MongoDB: pages oldest first, all-time count and total.",
+    ),
 ]
 
 handler404 = "purchases_project.errors.handler404"

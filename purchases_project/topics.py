@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 def topics_ensure(*, bootstrap_servers: str, topics: dict[str, int], timeout: float = 10.0) -> dict[str, str]:
     """Create each missing topic with its partition count; returns what happened to each."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": logger})
     existing = admin.list_topics(timeout=timeout).topics  # all topics: creates none
     outcome: dict[str, str] = {}
     wanted = []

@@ -2,7 +2,9 @@
 
 `POST /buy` is the hot path, so it is a plain Django view: it parses the body
 itself (decimals stay exact) and does nothing per request that could be done
-once per process. The read path is a thin pass-through to the ledger.
+once per process; `storefront/schema.py` describes it in the OpenAPI document,
+and browsers reach it through the docs UI. The read path is a thin DRF
+pass-through to the ledger, so it browses in a browser too.
 """
 
 import logging
@@ -11,8 +13,14 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views import View
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from purchases_project import jsonutil
+from purchases_project.api_docs import REQUEST_ID, USERID, PageQuery, UserPurchasesOutput, error
 from purchases_project.errors import json_error, json_response
 from purchases_project.events import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -84,24 +92,37 @@ class PurchaseCreateApi(View):
         )
 
 
-class UserPurchaseListApi(View):
-    http_method_names = ["get", "head", "options"]
+class UserPurchaseListApi(APIView):
+    """One page of a user's purchases, from the ledger; `next` points back at the storefront."""
 
-    def get(self, request: HttpRequest, userid: str) -> HttpResponse:
+    @extend_schema(
+        parameters=[PageQuery, USERID, REQUEST_ID],
+        responses={
+            200: UserPurchasesOutput,
+            400: error("Bad parameters"),
+            404: error("No such path"),
+            503: error("The ledger (or its database) is unavailable"),
+            504: error("The ledger did not answer in time"),
+        },
+    )
+    def get(self, request: Request, userid: str) -> Response:
         try:
-            status, body = ledger_client.user_purchases_fetch(userid=userid, params=request.GET.dict())
+            status, body = ledger_client.user_purchases_fetch(
+                userid=userid, params={k: v for k, v in request.query_params.items() if k != "format"}
+            )
         except ledger_client.LedgerTimeout:
-            return json_error("The ledger did not answer in time", 504)
+            return Response({"error": "The ledger did not answer in time"}, status=504)
         except ledger_client.LedgerUnavailable:
-            return json_error("The ledger is unavailable", 503)
+            return Response({"error": "The ledger is unavailable"}, status=503)
         if body.get("next"):
             query = urlsplit(body["next"]).query
             body["next"] = request.build_absolute_uri(f"{request.path}?{query}")
-        return json_response(body, status=status)
+        return Response(body, status=status)
 
 
-class HealthApi(View):
-    http_method_names = ["get", "head", "options"]
-
-    def get(self, request: HttpRequest) -> HttpResponse:
-        return json_response({"status": "healthy"})
+class HealthApi(APIView):
+    @extend_schema(
+        responses={200: inline_serializer("StorefrontHealth", {"status": serializers.CharField()})}
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"status": "healthy"})

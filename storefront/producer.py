@@ -43,6 +43,7 @@ def producer_config() -> dict:
     timeout_ms = int(settings.KAFKA_PUBLISH_TIMEOUT_S * 1000)
     return {
         "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+        "logger": logging.getLogger("kafka"),  # librdkafka's own logs, in our log format
         "acks": "all",
         "enable.idempotence": True,
         # A request waits for its own report: lingering only delays it.

@@ -1,0 +1,64 @@
+"""What both services' OpenAPI documents share: the page and error shapes, and the
+schema and docs URLs. The storefront and the ledger answer reads in one shape, so
+they describe it with the same serializers (documentation only; neither app
+imports the other)."""
+
+from django.urls import path
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework import serializers
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+class ErrorOutput(serializers.Serializer):
+    error = serializers.CharField()
+
+
+class PurchaseOutput(serializers.Serializer):
+    purchase_id = serializers.UUIDField()
+    username = serializers.CharField()
+    userid = serializers.CharField()
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=False)
+    timestamp = serializers.DateTimeField(help_text="UTC, microseconds, Z")
+
+
+class UserPurchasesOutput(serializers.Serializer):
+    userid = serializers.CharField()
+    purchases = PurchaseOutput(many=True, help_text="One page, oldest first")
+    count = serializers.IntegerField(help_text="All of the user's purchases, whatever the page")
+    total_spent = serializers.DecimalField(
+        max_digits=20, decimal_places=2, coerce_to_string=False, help_text="All-time, exact"
+    )
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last")
+
+
+class PageQuery(serializers.Serializer):
+    limit = serializers.IntegerField(
+        required=False, default=DEFAULT_PAGE_SIZE, min_value=1, max_value=MAX_PAGE_SIZE
+    )
+    cursor = serializers.CharField(required=False, max_length=512, help_text="From `next`; opaque")
+    since = serializers.DateTimeField(required=False, help_text="ISO 8601, inclusive")
+    until = serializers.DateTimeField(required=False, help_text="ISO 8601, exclusive")
+
+
+def error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorOutput, description=description)
+
+
+REQUEST_ID = OpenApiParameter(
+    "X-Request-ID", str, OpenApiParameter.HEADER, description="Echoed back; made when absent"
+)
+USERID = OpenApiParameter("userid", str, OpenApiParameter.PATH, description="The user's id")
+
+
+def docs_urlpatterns(*, title: str, description: str, hooks: tuple[str, ...] = ()) -> list:
+    """`api/schema/` (OpenAPI 3) and `api/docs/` (Swagger UI, served locally) for one service."""
+    custom = {"TITLE": title, "DESCRIPTION": description}
+    if hooks:
+        custom["POSTPROCESSING_HOOKS"] = ["drf_spectacular.hooks.postprocess_schema_enums", *hooks]
+    return [
+        path("api/schema/", SpectacularAPIView.as_view(custom_settings=custom), name="schema"),
+        path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    ]

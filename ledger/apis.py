@@ -11,13 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ledger import db, selectors
-from purchases_project.api_docs import (
-    REQUEST_ID,
-    USERID,
-    PageQuery,
-    UserPurchasesOutput,
-    error,
-)
+from purchases_project.api_docs import PageQuery, user_purchases_schema
 from purchases_project.events import format_timestamp, parse_timestamp
 
 logger = logging.getLogger(__name__)
@@ -52,15 +46,7 @@ def database_unavailable(exc: Exception) -> Response:
 
 
 class UserPurchaseListApi(APIView):
-    @extend_schema(
-        parameters=[PageQuery, USERID, REQUEST_ID],
-        responses={
-            200: UserPurchasesOutput,
-            400: error("Bad parameters"),
-            404: error("No such path"),
-            503: error("MongoDB is unavailable"),
-        },
-    )
+    @user_purchases_schema(unavailable="MongoDB is unavailable")
     def get(self, request: Request, userid: str) -> Response:
         params = PageParams(data=request.query_params)
         params.is_valid(raise_exception=True)

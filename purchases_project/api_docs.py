@@ -4,7 +4,7 @@ they describe it with the same serializers (documentation only; neither app
 imports the other)."""
 
 from django.urls import path
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import serializers
 
@@ -51,6 +51,20 @@ REQUEST_ID = OpenApiParameter(
     "X-Request-ID", str, OpenApiParameter.HEADER, description="Echoed back; made when absent"
 )
 USERID = OpenApiParameter("userid", str, OpenApiParameter.PATH, description="The user's id")
+
+
+def user_purchases_schema(*, unavailable: str, **more: OpenApiResponse):
+    """The read endpoint's documentation, the same on both services but for its failures."""
+    return extend_schema(
+        parameters=[PageQuery, USERID, REQUEST_ID],
+        responses={
+            200: UserPurchasesOutput,
+            400: error("Bad parameters"),
+            404: error("No such path"),
+            503: error(unavailable),
+            **{int(status.removeprefix("status_")): response for status, response in more.items()},
+        },
+    )
 
 
 def docs_urlpatterns(*, title: str, description: str, hooks: tuple[str, ...] = ()) -> list:

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from purchases_project import jsonutil
-from purchases_project.api_docs import REQUEST_ID, USERID, PageQuery, UserPurchasesOutput, error
+from purchases_project.api_docs import error, user_purchases_schema
 from purchases_project.errors import json_error, json_response
 from purchases_project.events import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -95,15 +95,9 @@ class PurchaseCreateApi(View):
 class UserPurchaseListApi(APIView):
     """One page of a user's purchases, from the ledger; `next` points back at the storefront."""
 
-    @extend_schema(
-        parameters=[PageQuery, USERID, REQUEST_ID],
-        responses={
-            200: UserPurchasesOutput,
-            400: error("Bad parameters"),
-            404: error("No such path"),
-            503: error("The ledger (or its database) is unavailable"),
-            504: error("The ledger did not answer in time"),
-        },
+    @user_purchases_schema(
+        unavailable="The ledger (or its database) is unavailable",
+        status_504=error("The ledger did not answer in time"),
     )
     def get(self, request: Request, userid: str) -> Response:
         try:

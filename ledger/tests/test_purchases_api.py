@@ -1,5 +1,6 @@
 """GET /purchases/<userid> and /health on the ledger, in process, over the real database."""
 
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -139,3 +140,45 @@ def test_since_is_tightened_by_the_cursor():
     assert query["timestamp"] == {"$gte": "2026-05"}
     query = selectors.page_query(userid="u", after=("2026-01", "x"), since="2026-05", until=None)
     assert query["timestamp"] == {"$gte": "2026-05"}
+
+
+def test_paging_through_thousands_sees_each_purchase_once_with_exact_totals(client, live_settings, userid):
+    events = [
+        PurchaseEvent.new(username="big", userid=userid, price=Decimal(n % 10000) / 100 + Decimal("0.01"))
+        for n in range(3000)
+    ]
+    for start in range(0, len(events), 500):
+        services.purchases_record(events=events[start : start + 500])
+    expected_total = sum(e.price for e in events)
+    seen: list[str] = []
+    url, pages = f"/purchases/{userid}?limit=1000", 0
+    while url and pages < 10:
+        body = client.get(url).json()
+        assert body["count"] == 3000
+        assert Decimal(str(body["total_spent"])) == expected_total
+        seen += [p["purchase_id"] for p in body["purchases"]]
+        url, pages = body["next"], pages + 1
+    assert pages == 3
+    assert len(seen) == len(set(seen)) == 3000
+    assert seen == [e.purchase_id for e in sorted(events, key=lambda e: (e.timestamp, e.purchase_id))]
+
+
+def test_purchases_with_the_same_timestamp_page_by_purchase_id(client, live_settings, userid):
+    moment = "2026-03-01T12:00:00.000000Z"
+    events = [
+        PurchaseEvent(
+            purchase_id=str(uuid.uuid4()),
+            username="t",
+            userid=userid,
+            price=Decimal("1.00"),
+            timestamp=moment,
+        )
+        for _ in range(7)
+    ]
+    services.purchases_record(events=events)
+    seen, url = [], f"/purchases/{userid}?limit=3"
+    while url:
+        body = client.get(url).json()
+        seen += [p["purchase_id"] for p in body["purchases"]]
+        url = body["next"]
+    assert seen == sorted(e.purchase_id for e in events)

@@ -8,6 +8,7 @@ when the test ends. Loads are bounded in count and time.
 import json
 import re
 import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +16,7 @@ import urllib.request
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from devstack.stack import wait_until
+from devstack.stack import PYTHON, ROOT, wait_until
 from purchases_project.events import PurchaseEvent
 from tests.faults.load import Load, assert_stored_exactly_once
 
@@ -42,6 +43,17 @@ def get(url, timeout=10):
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def replay_dlq(stack) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PYTHON, "manage.py", "replay_dlq", "--idle-timeout", "3"],
+        cwd=ROOT,
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def scrape(port) -> str:
@@ -206,29 +218,10 @@ def test_malformed_events_are_dead_lettered_and_replayed_after_a_fix(make_stack)
         headers=[("dlq-reason", b"unsupported schema_version 2")],
     )
     assert producer.flush(10) == 0
-    env = stack.env()
-    import subprocess
-
-    from devstack.stack import PYTHON, ROOT
-
-    replay = subprocess.run(
-        [PYTHON, "manage.py", "replay_dlq", "--idle-timeout", "3"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    replay = replay_dlq(stack)
     assert replay.returncode == 0, replay.stderr
     assert "replayed 1 events" in replay.stdout and "left 2 still invalid" in replay.stdout
     assert_stored_exactly_once(stack, {e.purchase_id: ("poison-user", e.price) for e in [*good, fixed]})
     # Run again: the still-invalid ones are seen again, the replayed one is not re-sent.
-    again = subprocess.run(
-        [PYTHON, "manage.py", "replay_dlq", "--idle-timeout", "3"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = replay_dlq(stack)
     assert "left 2 still invalid" in again.stdout, again.stdout

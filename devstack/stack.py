@@ -338,6 +338,10 @@ class Stack:
         env = self.env(METRICS_PORT=self.ports.consumer_metrics if name == "consumer" else 0, **env_overrides)
         cmd = [PYTHON, "manage.py", "consume_purchases", *(args or [])]
         proc = self.spawn(name, cmd, env=env, stop_grace=30)
+        if int(env["METRICS_PORT"]):
+            # Serving metrics means its signal handlers are in place.
+            port = int(env["METRICS_PORT"])
+            wait_until(lambda: self._alive_and(proc, lambda: port_open(port)), 30, f"{name} metrics")
         return proc
 
     @staticmethod

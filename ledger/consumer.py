@@ -128,6 +128,10 @@ class PurchaseConsumer:
 
     # -- lifecycle -------------------------------------------------------
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     def stop(self) -> None:
         """Warm shutdown: finish (write and commit) the batch in hand, then leave."""
         if not self._stopping:

@@ -137,6 +137,29 @@ def test_warm_shutdown_gives_up_without_committing_when_the_database_is_away(mak
     assert_stored_exactly_once(stack, held.accepted)
 
 
+def test_a_second_signal_is_a_cold_shutdown_that_commits_nothing(make_stack):
+    stack = make_stack("cold-shutdown")
+    stack.start_all()
+    assert post(stack, {"username": "a", "userid": "before", "price": 1})[0] == 201
+    wait_until(lambda: committed_total(stack) == 1, 30, "first purchase committed")
+    stack.procs["mongo"].stop()
+    held = Load(stack, count=20, threads=2).start().join()
+    time.sleep(1.0)  # the consumer takes the batch and starts holding it
+    consumer = stack.procs["consumer"]
+    consumer.signal(signal.SIGTERM)
+    time.sleep(0.5)
+    consumer.signal(signal.SIGINT)
+    started = time.monotonic()
+    assert consumer.popen.wait(10) != 0
+    assert time.monotonic() - started < 3
+    assert "cold shutdown" in consumer.output()
+    assert committed_total(stack) == 1
+    # Delivered again to the next consumer, and stored once.
+    stack.start_mongo()
+    stack.start_consumer()
+    assert_stored_exactly_once(stack, held.accepted)
+
+
 def test_sigterm_to_the_consumer_and_the_storefront_loses_nothing_answered(make_stack):
     stack = make_stack("sigterm")
     stack.start_all()

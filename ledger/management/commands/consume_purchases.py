@@ -42,14 +42,10 @@ class Command(BaseCommand):
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
         config = ConsumerSettings.from_django(topic=topic, group=group, batch_size=batch_size)
-        self._banner(config, metrics_port)
-        if metrics_port:
-            start_http_server(metrics_port, addr=os.environ.get("BIND_ADDRESS", "0.0.0.0"))
-
         consumer = PurchaseConsumer(config)
 
         def on_signal(signum, frame):
-            if consumer._stopping:
+            if consumer.stopping:
                 self.stderr.write(
                     f"{signal.Signals(signum).name} again: cold shutdown, nothing more is committed"
                 )
@@ -57,8 +53,13 @@ class Command(BaseCommand):
             self.stdout.write(f"{signal.Signals(signum).name}: warm shutdown, finishing the batch in hand")
             consumer.stop()
 
+        # Before anything else, so a signal during start-up is a warm shutdown too.
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        self._banner(config, metrics_port)
+        if metrics_port:
+            start_http_server(metrics_port, addr=os.environ.get("BIND_ADDRESS", "0.0.0.0"))
+
         try:
             consumer.run()
         except (TooManyInvalidEvents, ShutdownTimeout) as exc:

@@ -38,6 +38,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", max(2, _cpus())))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 keepalive = 5
+# gunicorn answers an over-long request line itself, in HTML; allow its maximum, which
+# covers every URL the API documents (a 512-character cursor, percent-encoded).
+limit_request_line = 8190
 timeout = 30
 # Below the pod's termination grace period, so in-flight requests finish.
 graceful_timeout = 25

@@ -46,6 +46,8 @@ def database_unavailable(exc: Exception) -> Response:
 
 
 class UserPurchaseListApi(APIView):
+    """One page of a user's purchases, oldest first, with the user's all-time count and total."""
+
     @user_purchases_schema(unavailable="MongoDB is unavailable")
     def get(self, request: Request, userid: str) -> Response:
         params = PageParams(data=request.query_params)

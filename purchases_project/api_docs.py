@@ -12,7 +12,9 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
 
-class ErrorOutput(serializers.Serializer):
+class Error(serializers.Serializer):
+    """Every error either service answers (the component "Error")."""
+
     error = serializers.CharField()
 
 
@@ -38,19 +40,26 @@ class PageQuery(serializers.Serializer):
     limit = serializers.IntegerField(
         required=False, default=DEFAULT_PAGE_SIZE, min_value=1, max_value=MAX_PAGE_SIZE
     )
-    cursor = serializers.CharField(required=False, max_length=512, help_text="From `next`; opaque")
+    cursor = serializers.RegexField(
+        r"^[A-Za-z0-9_-]+$", required=False, max_length=512, help_text="From `next`; opaque"
+    )
     since = serializers.DateTimeField(required=False, help_text="ISO 8601, inclusive")
     until = serializers.DateTimeField(required=False, help_text="ISO 8601, exclusive")
 
 
 def error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorOutput, description=description)
+    return OpenApiResponse(Error, description=description)
 
 
 REQUEST_ID = OpenApiParameter(
     "X-Request-ID", str, OpenApiParameter.HEADER, description="Echoed back; made when absent"
 )
-USERID = OpenApiParameter("userid", str, OpenApiParameter.PATH, description="The user's id")
+USERID = OpenApiParameter(
+    "userid",
+    {"type": "string", "maxLength": 200, "pattern": r"^[A-Za-z0-9\-_.@:+~]+$"},
+    OpenApiParameter.PATH,
+    description="The user's id: letters, digits and -_.@:+~",
+)
 
 
 def user_purchases_schema(*, unavailable: str, **more: OpenApiResponse):

@@ -17,8 +17,8 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def dumps(data: Any) -> bytes:
-    return orjson.dumps(data, default=_default)
+def dumps(data: Any, *, indent: bool = False) -> bytes:
+    return orjson.dumps(data, default=_default, option=orjson.OPT_INDENT_2 if indent else None)
 
 
 def _reject_constant(name: str) -> Any:

@@ -9,4 +9,4 @@ class DecimalJSONRenderer(JSONRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
         if data is None:
             return b""
-        return jsonutil.dumps(data)
+        return jsonutil.dumps(data, indent=bool(self.get_indent(accepted_media_type, renderer_context or {})))

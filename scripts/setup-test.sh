@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v promtool >/dev/null || need+=(prometheus)
+# The browser tests drive Debian's Chromium (Playwright never downloads one), with a font for its screenshots.
+command -v chromium >/dev/null || need+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

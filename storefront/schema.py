@@ -14,6 +14,7 @@ PURCHASE_REQUEST = {
             "type": "string",
             "minLength": 1,
             "maxLength": MAX_NAME_LENGTH,
+            "pattern": r"^[^\u0000-\u001f\u007f-\u009f]+$",
             "description": "Printable text, no control characters",
             "example": "john",
         },

@@ -40,3 +40,8 @@ def test_docs_ui_is_served_locally(urlconf, settings):
     html = page.content.decode()
     assert "swagger-ui" in html and "/api/schema/" in html
     assert "cdn" not in html.lower()
+
+
+def test_storefront_has_one_error_component(settings):
+    components = schema("storefront.urls", settings)["components"]["schemas"]
+    assert [name for name in components if "Error" in name] == ["Error"]

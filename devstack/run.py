@@ -41,6 +41,7 @@ def main() -> int:
 The purchase system is running on 127.0.0.1:
   storefront   {stack.storefront_url}        POST /buy, GET /getAllUserBuys/<userid>, GET /health
   ledger       {stack.ledger_url}        GET /purchases/<userid> (open it in a browser), GET /health
+  API docs     {stack.storefront_url}/api/docs/   {stack.ledger_url}/api/docs/
   metrics      http://127.0.0.1:{stack.ports.storefront_metrics}/metrics (storefront), \
 :{stack.ports.ledger_metrics} (ledger), :{stack.ports.consumer_metrics} (consumer)
   broker       {stack.bootstrap}      database  mongodb://127.0.0.1:{stack.ports.mongo}

@@ -9,7 +9,7 @@ from decimal import Decimal
 from bson.decimal128 import Decimal128
 
 from ledger import db
-from ledger.documents import PAGE_INDEX, Purchase, UserSummary
+from ledger.documents import Purchase, UserSummary
 
 PAGE_FIELDS = ("purchase_id", "username", "userid", "price", "timestamp")
 SORT = [("timestamp", 1), ("purchase_id", 1)]
@@ -35,31 +35,28 @@ def cursor_decode(cursor: str) -> tuple[str, str]:
     return timestamp, purchase_id
 
 
-def page_query(*, userid: str, after: tuple[str, str] | None, since: str | None, until: str | None) -> dict:
-    """The filter for one page: equality on userid, a range on timestamp, then purchase_id.
+def page_queries(
+    *, userid: str, after: tuple[str, str] | None, since: str | None, until: str | None
+) -> list[dict]:
+    """The filters for one page, in sort order: read them one after another until full.
 
-    Every clause is on the page index's fields in its order, so MongoDB bounds
-    the index scan by (userid, timestamp range), walks it in sort order and
-    checks the purchase_id tie-break on the index keys.
+    Each is an equality on userid followed by ranges on the page index's next
+    fields, so MongoDB answers each from the index (userid, timestamp,
+    purchase_id), already in order. After a cursor there are two: the rest of the
+    cursor's own timestamp by purchase_id (usually empty), then later timestamps.
+    Two plain ranges instead of one `$or`, which some planners scan whole.
     """
-    timestamp: dict = {}
-    if since is not None:
-        timestamp["$gte"] = since
-    if after is not None:
-        after_timestamp, after_id = after
-        timestamp["$gte"] = max(after_timestamp, timestamp.get("$gte", after_timestamp))
-    if until is not None:
-        timestamp["$lt"] = until
-    query: dict = {"userid": userid}
-    if timestamp:
-        query["timestamp"] = timestamp
-    if after is not None:
-        # Strictly after the cursor in (timestamp, purchase_id) order.
-        query["$or"] = [
-            {"timestamp": {"$gt": after_timestamp}},
-            {"purchase_id": {"$gt": after_id}},
-        ]
-    return query
+    upper = {"$lt": until} if until is not None else {}
+    if after is None:
+        window = ({"$gte": since} if since is not None else {}) | upper
+        return [{"userid": userid, "timestamp": window} if window else {"userid": userid}]
+    after_timestamp, after_id = after
+    queries = []
+    if (since is None or since <= after_timestamp) and (until is None or after_timestamp < until):
+        queries.append({"userid": userid, "timestamp": after_timestamp, "purchase_id": {"$gt": after_id}})
+    lower = {"$gte": since} if since is not None and since > after_timestamp else {"$gt": after_timestamp}
+    queries.append({"userid": userid, "timestamp": lower | upper})
+    return queries
 
 
 @dataclass(frozen=True)
@@ -78,14 +75,14 @@ def user_purchases_page(
 ) -> PurchasePage:
     db.connect()
     after = cursor_decode(cursor) if cursor else None
-    query = page_query(userid=userid, after=after, since=since, until=until)
-    documents = list(
-        Purchase._get_collection()
-        .find(query, {field: 1 for field in PAGE_FIELDS} | {"_id": 0})
-        .sort(SORT)
-        .hint(PAGE_INDEX)
-        .limit(limit + 1)
-    )
+    collection = Purchase._get_collection()
+    projection = {field: 1 for field in PAGE_FIELDS} | {"_id": 0}
+    documents: list[dict] = []
+    for query in page_queries(userid=userid, after=after, since=since, until=until):
+        wanted = limit + 1 - len(documents)  # one more than the page: is there a next?
+        documents += collection.find(query, projection).sort(SORT).limit(wanted)
+        if len(documents) > limit:
+            break
     next_cursor = None
     if len(documents) > limit:
         documents = documents[:limit]

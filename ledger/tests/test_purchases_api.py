@@ -105,41 +105,47 @@ def test_browsable_page_renders_html(client, live_settings, userid):
     assert b"<html" in response.content and userid.encode() in response.content
 
 
-def test_page_query_is_answered_from_the_page_index(live_settings, userid):
+def test_page_queries_are_answered_from_the_page_index(live_settings, userid):
     record(userid, "1", "2")
     after = ("2026-01-01T00:00:00.000000Z", "6f1c0c52-1d7d-4a8e-9d36-0d8c2b7c7a10")
     until = "2100-01-01T00:00:00.000000Z"
-    query = selectors.page_query(userid=userid, after=after, since=None, until=until)
-    # Equality on userid, a range on timestamp, the tie-break on purchase_id: the index's order.
-    assert query == {
-        "userid": userid,
-        "timestamp": {"$gte": after[0], "$lt": until},
-        "$or": [{"timestamp": {"$gt": after[0]}}, {"purchase_id": {"$gt": after[1]}}],
-    }
+    queries = selectors.page_queries(userid=userid, after=after, since=None, until=until)
+    # Equality on userid, then ranges on the index's next fields, in its order.
+    assert queries == [
+        {"userid": userid, "timestamp": after[0], "purchase_id": {"$gt": after[1]}},
+        {"userid": userid, "timestamp": {"$gt": after[0], "$lt": until}},
+    ]
+    first_page = selectors.page_queries(userid=userid, after=None, since=None, until=None)
+    assert first_page == [{"userid": userid}]
     db.connect()
-    plan = (
-        Purchase._get_collection()
-        .find(query)
-        .sort(selectors.SORT)
-        .hint(PAGE_INDEX)
-        .limit(11)
-        .explain()["queryPlanner"]["winningPlan"]
-    )
-    scans = []
-    while plan:
-        scans.append(plan)
-        plan = plan.get("inputStage")
-    index_scan = scans[-1]
-    assert index_scan["stage"] == "IXSCAN"
-    assert index_scan["keyPattern"] == {"userid": 1, "timestamp": 1, "purchase_id": 1}
-    assert not any(stage["stage"] == "COLLSCAN" for stage in scans)
+    for query in [*queries, *first_page]:
+        plan = Purchase._get_collection().find(query).sort(selectors.SORT).limit(11).explain()
+        stages = []
+        stage = plan["queryPlanner"]["winningPlan"]
+        while stage:
+            stages.append(stage)
+            stage = stage.get("inputStage")
+        assert stages[-1]["stage"] == "IXSCAN", (query, stages)
+        assert stages[-1]["indexName"] == PAGE_INDEX
+        assert not any(s["stage"] == "COLLSCAN" for s in stages)
 
 
-def test_since_is_tightened_by_the_cursor():
-    query = selectors.page_query(userid="u", after=("2026-05", "x"), since="2026-01", until=None)
-    assert query["timestamp"] == {"$gte": "2026-05"}
-    query = selectors.page_query(userid="u", after=("2026-01", "x"), since="2026-05", until=None)
-    assert query["timestamp"] == {"$gte": "2026-05"}
+def test_windows_and_cursors_combine():
+    ts = "2026-05-01T00:00:00.000000Z"
+    before, later = "2026-01-01T00:00:00.000000Z", "2026-09-01T00:00:00.000000Z"
+    # A cursor inside the window: the rest of its timestamp, then later ones.
+    assert selectors.page_queries(userid="u", after=(ts, "x"), since=before, until=later) == [
+        {"userid": "u", "timestamp": ts, "purchase_id": {"$gt": "x"}},
+        {"userid": "u", "timestamp": {"$gt": ts, "$lt": later}},
+    ]
+    # A cursor before the window: the window from its start.
+    assert selectors.page_queries(userid="u", after=(before, "x"), since=ts, until=None) == [
+        {"userid": "u", "timestamp": {"$gte": ts}},
+    ]
+    # A cursor at or past the window's end: nothing of its timestamp.
+    assert selectors.page_queries(userid="u", after=(later, "x"), since=None, until=later) == [
+        {"userid": "u", "timestamp": {"$gt": later, "$lt": later}},
+    ]
 
 
 def test_paging_through_thousands_sees_each_purchase_once_with_exact_totals(client, live_settings, userid):

@@ -87,22 +87,22 @@ def post_worker_init(worker):
         get_producer()
 
 
-# gunicorn's own records in the same format as the application's (LOG_FORMAT).
+# gunicorn's own records in the same format as the application's (LOG_FORMAT). Only the
+# error log: a logconfig would switch on the access log, a formatted line per request.
 if os.environ.get("LOG_FORMAT", "json") == "json":
-    logconfig_dict = {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {
-            "json": {
-                "()": "pythonjsonlogger.json.JsonFormatter",
-                "format": "%(levelname)s %(name)s %(message)s",
-                "rename_fields": {"levelname": "level", "name": "logger"},
-                "timestamp": True,
-            }
-        },
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
-        "loggers": {
-            "gunicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
-            "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        },
-    }
+    from gunicorn.glogging import Logger
+
+    class JsonLogger(Logger):
+        def setup(self, cfg):
+            super().setup(cfg)
+            from pythonjsonlogger.json import JsonFormatter
+
+            formatter = JsonFormatter(
+                "%(levelname)s %(name)s %(message)s",
+                rename_fields={"levelname": "level", "name": "logger"},
+                timestamp=True,
+            )
+            for handler in self.error_log.handlers:
+                handler.setFormatter(formatter)
+
+    logger_class = JsonLogger

@@ -68,6 +68,7 @@ class ConsumerSettings:
     max_poll_interval_ms: int
     dlq_max_consecutive: int
     shutdown_timeout_s: float
+    batch_wait_s: float = 0.02
     poll_timeout_s: float = 1.0
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 5.0
@@ -89,6 +90,7 @@ class ConsumerSettings:
             max_poll_interval_ms=settings.KAFKA_MAX_POLL_INTERVAL_MS,
             dlq_max_consecutive=settings.KAFKA_DLQ_MAX_CONSECUTIVE,
             shutdown_timeout_s=settings.CONSUMER_SHUTDOWN_TIMEOUT_S,
+            batch_wait_s=settings.KAFKA_BATCH_WAIT_MS / 1000,
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -177,13 +179,25 @@ class PurchaseConsumer:
         )
         try:
             while not self._stopping:
-                messages = self._consumer.consume(
-                    num_messages=self.config.batch_size, timeout=self.config.poll_timeout_s
-                )
-                if messages:
+                if messages := self._next_batch():
                     self._handle_batch(messages)
         finally:
             self._close()
+
+    def _next_batch(self) -> list[Message]:
+        """Wait for one event, then take what arrives within `batch_wait_s`, up to the batch size.
+
+        A plain consume(batch_size, timeout) would hold a lone purchase until the batch
+        filled or the timeout ran out; this bounds the added delay while a busy topic
+        still gives full batches.
+        """
+        first = self._consumer.consume(num_messages=1, timeout=self.config.poll_timeout_s)
+        if not first or self.config.batch_size == 1:
+            return first
+        rest = self._consumer.consume(
+            num_messages=self.config.batch_size - 1, timeout=self.config.batch_wait_s
+        )
+        return first + rest
 
     def _close(self) -> None:
         if self._dlq is not None:

@@ -46,8 +46,7 @@ def producer_config() -> dict:
         "logger": logging.getLogger("kafka"),  # librdkafka's own logs, in our log format
         "acks": "all",
         "enable.idempotence": True,
-        # A request waits for its own report: lingering only delays it.
-        "linger.ms": 0,
+        "linger.ms": settings.KAFKA_LINGER_MS,
         # The Java client's key hashing, so one user's events keep one partition whatever produces them.
         "partitioner": "murmur2_random",
         # A little above the request's own wait, so a late delivery still reports.

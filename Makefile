@@ -32,3 +32,10 @@ format: $(VENV)/.ready
 
 clean:
 	rm -rf .local staticfiles test-artifacts bench-results .pytest_cache
+
+## bench: our stack beside the baseline on 127.0.0.1, into bench-results/ (BENCH_ARGS="--quick --rounds 1")
+BENCH_ARGS ?=
+.PHONY: bench
+bench: $(VENV)/.ready
+	./bench/setup.sh
+	$(PY) -m bench $(BENCH_ARGS)

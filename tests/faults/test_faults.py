@@ -76,7 +76,7 @@ def test_consumer_killed_mid_load_loses_and_doubles_nothing(make_stack):
     load = Load(stack, count=3000).start()
     load.wait_accepted(1000)
     stack.procs["consumer"].kill()  # SIGKILL: whatever was not committed is delivered again
-    time.sleep(1.0)
+    load.wait_accepted(len(load.accepted) + 300)  # a backlog builds while no consumer runs
     stack.start_consumer()
     load.join()
     assert load.statuses[201] == 3000, load.statuses
@@ -114,50 +114,53 @@ def test_database_outage_during_load_is_ridden_out_without_losing_the_group(make
     assert "revoked partitions" not in log, "the consumer lost its group membership during the outage"
 
 
-def test_warm_shutdown_gives_up_without_committing_when_the_database_is_away(make_stack):
-    stack = make_stack("shutdown-db-away", extra_env={"CONSUMER_SHUTDOWN_TIMEOUT_S": "3"})
+def consumer_holding_a_batch(make_stack, name: str, count: int, **stack_options):
+    """A stack whose consumer has committed one purchase, then holds `count` more while the
+    database is away. Returns the stack and the load whose purchases are held."""
+    stack = make_stack(name, **stack_options)
     stack.start_all()
     assert post(stack, {"username": "a", "userid": "before", "price": 1})[0] == 201
     wait_until(lambda: committed_total(stack) == 1, 30, "first purchase committed")
     stack.procs["mongo"].stop()
-    held = Load(stack, count=50, threads=2).start().join()
-    assert held.statuses[201] == 50
-    time.sleep(1.0)  # the consumer takes the batch and starts holding it
-    consumer = stack.procs["consumer"]
-    consumer.signal(signal.SIGTERM)
-    started = time.monotonic()
-    code = consumer.popen.wait(30)
-    assert code != 0
-    assert time.monotonic() - started < 15
-    assert "exiting without committing" in consumer.output()
-    assert committed_total(stack) == 1
+    held = Load(stack, count=count, threads=2).start().join()
+    assert held.statuses[201] == count, held.statuses
+    wait_until(lambda: "holding it and retrying" in stack.procs["consumer"].output(), 30, "the batch held")
+    return stack, held
 
+
+def restart_and_check(stack, held) -> None:
+    """The database back and a new consumer: the held purchases are delivered again, stored once."""
     stack.start_mongo()
     stack.start_consumer()
     assert_stored_exactly_once(stack, held.accepted)
 
 
-def test_a_second_signal_is_a_cold_shutdown_that_commits_nothing(make_stack):
-    stack = make_stack("cold-shutdown")
-    stack.start_all()
-    assert post(stack, {"username": "a", "userid": "before", "price": 1})[0] == 201
-    wait_until(lambda: committed_total(stack) == 1, 30, "first purchase committed")
-    stack.procs["mongo"].stop()
-    held = Load(stack, count=20, threads=2).start().join()
-    time.sleep(1.0)  # the consumer takes the batch and starts holding it
+def test_warm_shutdown_gives_up_without_committing_when_the_database_is_away(make_stack):
+    stack, held = consumer_holding_a_batch(
+        make_stack, "shutdown-db-away", 50, extra_env={"CONSUMER_SHUTDOWN_TIMEOUT_S": "3"}
+    )
     consumer = stack.procs["consumer"]
     consumer.signal(signal.SIGTERM)
-    time.sleep(0.5)
+    started = time.monotonic()
+    assert consumer.popen.wait(30) != 0
+    assert time.monotonic() - started < 15
+    assert "exiting without committing" in consumer.output()
+    assert committed_total(stack) == 1
+    restart_and_check(stack, held)
+
+
+def test_a_second_signal_is_a_cold_shutdown_that_commits_nothing(make_stack):
+    stack, held = consumer_holding_a_batch(make_stack, "cold-shutdown", 20)
+    consumer = stack.procs["consumer"]
+    consumer.signal(signal.SIGTERM)
+    wait_until(lambda: "warm shutdown" in consumer.output(), 10, "the first signal taken")
     consumer.signal(signal.SIGINT)
     started = time.monotonic()
     assert consumer.popen.wait(10) != 0
     assert time.monotonic() - started < 3
     assert "cold shutdown" in consumer.output()
     assert committed_total(stack) == 1
-    # Delivered again to the next consumer, and stored once.
-    stack.start_mongo()
-    stack.start_consumer()
-    assert_stored_exactly_once(stack, held.accepted)
+    restart_and_check(stack, held)
 
 
 def test_sigterm_to_the_consumer_and_the_storefront_loses_nothing_answered(make_stack):

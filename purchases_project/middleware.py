@@ -1,5 +1,7 @@
 """Middleware shared by both web roles."""
 
+from rest_framework.response import Response
+
 from purchases_project import request_id
 from purchases_project.errors import json_error, reason
 
@@ -30,15 +32,14 @@ class JsonErrorMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
-            "application/json"
+        if (
+            response.status_code < 400
+            or response.get("Content-Type", "").startswith("application/json")
+            # DRF's responses are already JSON, or its browsable page for a person.
+            or isinstance(response, Response)
         ):
-            if request.accepts("text/html") and "text/html" in response.get("Content-Type", ""):
-                # DRF's browsable pages render their own errors for people.
-                if getattr(response, "renderer_context", None) is not None:
-                    return response
-            replacement = json_error(reason(response.status_code), response.status_code)
-            if response.has_header("Allow"):
-                replacement["Allow"] = response["Allow"]
-            return replacement
-        return response
+            return response
+        replacement = json_error(reason(response.status_code), response.status_code)
+        if response.has_header("Allow"):
+            replacement["Allow"] = response["Allow"]
+        return replacement

@@ -188,3 +188,12 @@ def test_purchases_with_the_same_timestamp_page_by_purchase_id(client, live_sett
         seen += [p["purchase_id"] for p in body["purchases"]]
         url = body["next"]
     assert seen == sorted(e.purchase_id for e in events)
+
+
+def test_a_bad_parameter_in_a_browser_gets_the_browsable_error_page(client, live_settings):
+    page = client.get("/purchases/anyone?limit=0", HTTP_ACCEPT="text/html")
+    assert page.status_code == 400
+    assert page["Content-Type"].startswith("text/html")
+    assert b"limit" in page.content
+    as_json = client.get("/purchases/anyone?limit=0", HTTP_ACCEPT="application/json")
+    assert as_json.status_code == 400 and "limit" in as_json.json()["error"]

@@ -11,15 +11,7 @@ BASELINE_VENV="${BASELINE_VENV:-.venv-baseline}"
 BASELINE_DIR="${BASELINE_DIR:-../shared/baseline}"
 PIP_QUIET=(--quiet --disable-pip-version-check)
 
-if ! command -v wrk >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing wrk ..."
-    apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-  else
-    echo "error: wrk is missing; install it (Debian: sudo apt-get install wrk)" >&2
-    exit 1
-  fi
-fi
+./scripts/debian-packages.sh wrk
 
 stamp="$VENV/.bench-ready"
 if [ ! -f "$stamp" ] || [ requirements/bench.txt -nt "$stamp" ]; then

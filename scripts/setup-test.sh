@@ -4,24 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-command -v promtool >/dev/null || need+=(prometheus)
-# The browser tests drive Debian's Chromium (Playwright never downloads one), with a font for its screenshots.
-command -v chromium >/dev/null || need+=(chromium)
-[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
-
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing ${need[*]} ..."
-    apt-get update -qq
-    # No recommends: they would bring node-exporter onto port 9100, the consumer's metrics port.
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-    # The package starts a Prometheus server; the tests start their own.
-    systemctl disable --now prometheus >/dev/null 2>&1 || pkill -x prometheus || true
-  else
-    echo "error: the tests need ${need[*]} (Debian packages); run as root or install them" >&2
-    exit 1
-  fi
+had_prometheus=$(command -v prometheus || true)
+# prometheus: promtool and a real server for the observability tests (no recommends: they
+# would bring node-exporter onto port 9100, the consumer's metrics port). chromium: the
+# browser tests (Playwright never downloads a browser), with a font for the screenshots.
+./scripts/debian-packages.sh prometheus chromium fonts-dejavu-core
+if [ -z "$had_prometheus" ]; then
+  # The package starts a Prometheus server of its own; the tests start theirs.
+  systemctl disable --now prometheus >/dev/null 2>&1 || pkill -x prometheus || true
 fi
 
 # checkov lives in a virtualenv of its own: its pins clash with the project's.

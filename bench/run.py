@@ -184,36 +184,32 @@ def ratio(a, b):
     return round(a / b, 2) if a is not None and b else None
 
 
+def ratio_target(ours, baseline, name: str, at_least: bool) -> dict:
+    """Ours against the baseline as a ratio, judged against TARGETS[name]."""
+    r, goal = ratio(ours, baseline), TARGETS[name]
+    met = r is not None and (r >= goal if at_least else r <= goal)
+    return {
+        "ours": ours,
+        "baseline": baseline,
+        "ratio": r,
+        "target": f"{'>=' if at_least else '<='} {goal}x",
+        "pass": met,
+    }
+
+
 def targets(s: dict) -> dict:
     o32 = s["ours"]["post"]["32"]
     nonzero = sum(v["non2xx_total"] for v in s["ours"]["post"].values())
     t = {"post_non2xx": {"ours": nonzero, "target": 0, "pass": nonzero == 0}}
     b = s.get("baseline")
     if b:
-        r = ratio(o32["rps"], b["post32"]["rps"])
-        t["post32_rps"] = {
-            "ours": o32["rps"],
-            "baseline": b["post32"]["rps"],
-            "ratio": r,
-            "target": f">= {TARGETS['post32_rps_ratio']}x",
-            "pass": r is not None and r >= TARGETS["post32_rps_ratio"],
-        }
-        r = ratio(o32["p99_ms"], b["post32"]["p99_ms"])
-        t["post32_p99"] = {
-            "ours": o32["p99_ms"],
-            "baseline": b["post32"]["p99_ms"],
-            "ratio": r,
-            "target": f"<= {TARGETS['post32_p99_ratio']}x",
-            "pass": r is not None and r <= TARGETS["post32_p99_ratio"],
-        }
-        r = ratio(s["ours"]["drain"]["rate_steady"], b["drain"]["rate_steady"])
-        t["drain_steady"] = {
-            "ours": s["ours"]["drain"]["rate_steady"],
-            "baseline": b["drain"]["rate_steady"],
-            "ratio": r,
-            "target": f">= {TARGETS['drain_steady_ratio']}x",
-            "pass": r is not None and r >= TARGETS["drain_steady_ratio"],
-        }
+        t["post32_rps"] = ratio_target(o32["rps"], b["post32"]["rps"], "post32_rps_ratio", at_least=True)
+        t["post32_p99"] = ratio_target(
+            o32["p99_ms"], b["post32"]["p99_ms"], "post32_p99_ratio", at_least=False
+        )
+        t["drain_steady"] = ratio_target(
+            s["ours"]["drain"]["rate_steady"], b["drain"]["rate_steady"], "drain_steady_ratio", at_least=True
+        )
     return t
 
 

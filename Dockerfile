@@ -48,5 +48,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/metrics' % os.environ.get('METRICS_PORT', '9100'), timeout=4)"]
 
 # Default: the storefront (an explicit SERVICE_ROLE still wins). The ledger runs the same
-# gunicorn with SERVICE_ROLE=ledger; the consumer runs `python manage.py consume_purchases`.
-CMD ["/bin/sh", "-c", "SERVICE_ROLE=\"${SERVICE_ROLE:-storefront}\" exec gunicorn purchases_project.wsgi"]
+# server with SERVICE_ROLE=ledger; the consumer runs `python manage.py consume_purchases`.
+CMD ["/bin/sh", "-c", "SERVICE_ROLE=\"${SERVICE_ROLE:-storefront}\" exec python -m purchases_project.serve"]

@@ -328,7 +328,7 @@ class Stack:
         self._check_port_free(port, role)
         env = self.env(SERVICE_ROLE=role, PORT=port, METRICS_PORT=metrics, **env_overrides)
         env.setdefault("WEB_CONCURRENCY", "2")
-        proc = self.spawn(role, [str(BIN / "gunicorn"), "purchases_project.wsgi"], env=env, stop_grace=30)
+        proc = self.spawn(role, [PYTHON, "-m", "purchases_project.serve"], env=env, stop_grace=30)
         url = f"http://127.0.0.1:{port}/health"
         wait_until(lambda: self._alive_and(proc, lambda: http_ok(url)), 60, f"{role} health")
         wait_until(lambda: port_open(metrics), 10, f"{role} metrics")

@@ -172,12 +172,12 @@ def test_every_process_serves_its_metrics(stack, userid):
 def test_a_web_process_without_a_role_refuses_to_start(stack, tmp_path):
     import subprocess
 
-    from devstack.stack import BIN, ROOT
+    from devstack.stack import PYTHON, ROOT
 
     env = stack.env()
     env.pop("SERVICE_ROLE", None)
     result = subprocess.run(
-        [str(BIN / "gunicorn"), "purchases_project.wsgi"],
+        [PYTHON, "-m", "purchases_project.serve"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -182,7 +182,7 @@ def test_consumer_runs_the_management_command(docs: list[Doc]) -> None:
 def test_web_deployments_set_their_role_and_port(docs: list[Doc]) -> None:
     for name, port in WEB_PORTS.items():
         container = containers(one(docs, "Deployment", name))[0]
-        assert container["command"] == ["gunicorn", "purchases_project.wsgi"]
+        assert container["command"] == ["python", "-m", "purchases_project.serve"]
         assert env_value(container, "SERVICE_ROLE") == name
         assert env_value(container, "PORT") == str(port)
         assert int(env_value(container, "WEB_CONCURRENCY") or 0) >= 1

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from purchases_project.rules import decimal_or_text
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal) and value.is_finite():
@@ -26,5 +28,13 @@ def _reject_constant(name: str) -> Any:
 
 
 def loads(text: str | bytes) -> Any:
-    """Parse JSON with every non-integer number as a Decimal; NaN and Infinity are refused."""
-    return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    """Parse JSON with every non-integer number as a Decimal; NaN and Infinity are refused.
+
+    Whatever the input, a failure is a ValueError: nesting too deep for the parser
+    included. A number whose exponent no Decimal holds becomes an
+    `UnrepresentableNumber`, which the price rule refuses with a clear reason.
+    """
+    try:
+        return json.loads(text, parse_float=decimal_or_text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None

@@ -1,41 +1,11 @@
 """OpenAPI for `POST /buy`, which is a plain Django view (the hot path) that
 drf-spectacular cannot see: a postprocessing hook adds it to the storefront's
-document, so the docs UI can send purchases and clients can be generated."""
+document, so the docs UI can send purchases and clients can be generated. The
+request's schema is the rules' own (`purchases_project.rules`)."""
 
-from purchases_project.events import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_NAME_LENGTH
+from purchases_project.rules import IDEMPOTENCY_KEY_SCHEMA, PURCHASE_REQUEST_SCHEMA
 
 ERROR = {"$ref": "#/components/schemas/Error"}
-
-PURCHASE_REQUEST = {
-    "type": "object",
-    "required": ["username", "userid", "price"],
-    "properties": {
-        "username": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": MAX_NAME_LENGTH,
-            "pattern": r"^[^\u0000-\u001f\u007f-\u009f]+$",
-            "description": "Printable text, no control characters",
-            "example": "john",
-        },
-        "userid": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": MAX_NAME_LENGTH,
-            "pattern": r"^[A-Za-z0-9\-_.@:+~]+$",
-            "description": "Letters, digits and -_.@:+~ (user ids, UUIDs, e-mail addresses)",
-            "example": "user123",
-        },
-        "price": {
-            "oneOf": [
-                {"type": "number", "minimum": 0, "maximum": 1000000000, "multipleOf": 0.01},
-                {"type": "string", "pattern": r"^\d{1,10}(\.\d{1,2})?$"},
-            ],
-            "description": "At most 2 decimal places, 0 to 1,000,000,000; a number or a string holding one",
-            "example": 29.99,
-        },
-    },
-}
 
 PURCHASE_CREATED = {
     "type": "object",
@@ -72,7 +42,7 @@ def add_purchase_create(result: dict, generator, request, public) -> dict:
     schemas.setdefault(
         "Error", {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
     )
-    schemas["PurchaseRequest"] = PURCHASE_REQUEST
+    schemas["PurchaseRequest"] = PURCHASE_REQUEST_SCHEMA
     schemas["PurchaseCreated"] = PURCHASE_CREATED
     result.setdefault("paths", {})["/buy"] = {
         "post": {
@@ -89,7 +59,7 @@ def add_purchase_create(result: dict, generator, request, public) -> dict:
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
+                    "schema": IDEMPOTENCY_KEY_SCHEMA,
                     "description": "A retry with the same key and userid gets the same purchase_id",
                 },
                 {

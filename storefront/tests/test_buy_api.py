@@ -37,8 +37,21 @@ def buy(client, body, **headers):
         ({"username": "", "userid": "u", "price": 1}, "username must not be empty"),
         (
             {"username": "j", "userid": "a/b", "price": 1},
-            "userid may contain only letters, digits and -_.@:+~",
+            "userid may contain only letters, digits and -_.@:+~, and not only dots",
         ),
+        (
+            {"username": "j", "userid": "..", "price": 1},
+            "userid may contain only letters, digits and -_.@:+~, and not only dots",
+        ),
+        (
+            {"username": "j", "userid": "u", "price": "\u0662\u0669.\u0669\u0669"},
+            "Price must be a valid number",
+        ),
+        (
+            '{"username": "j", "userid": "u", "price": 1e99999999999999999999}',
+            "Price cannot be above 1000000000",
+        ),
+        ("[" * 1000 + "]" * 1000, "Request body must be a JSON object"),
     ],
 )
 def test_buy_rejects_invalid_purchases_with_the_contract_texts(client, body, error):

@@ -5,39 +5,15 @@ import logging
 from drf_spectacular.utils import extend_schema, inline_serializer
 from pymongo.errors import PyMongoError
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ledger import db, selectors
-from purchases_project.api_docs import PageQuery, user_purchases_schema
-from purchases_project.events import format_timestamp, parse_timestamp
+from purchases_project.api_docs import user_purchases_schema
+from purchases_project.paging import read_params_validate
 
 logger = logging.getLogger(__name__)
-
-
-class PageParams(PageQuery):
-    """The documented page parameters, checked: a bad one is a 400."""
-
-    since = serializers.CharField(required=False, help_text="ISO 8601, inclusive")
-    until = serializers.CharField(required=False, help_text="ISO 8601, exclusive")
-
-    def validate_cursor(self, value: str) -> str:
-        try:
-            selectors.cursor_decode(value)
-        except selectors.InvalidCursor as exc:
-            raise serializers.ValidationError(str(exc)) from None
-        return value
-
-    def _moment(self, value: str) -> str:
-        try:
-            return format_timestamp(parse_timestamp(value))
-        except ValueError:
-            raise serializers.ValidationError("must be an ISO 8601 date or time") from None
-
-    validate_since = _moment
-    validate_until = _moment
 
 
 def database_unavailable(exc: Exception) -> Response:
@@ -50,20 +26,16 @@ class UserPurchaseListApi(APIView):
 
     @user_purchases_schema(unavailable="MongoDB is unavailable")
     def get(self, request: Request, userid: str) -> Response:
-        params = PageParams(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        page_args = params.validated_data
+        page_args = read_params_validate(userid=userid, query_params=request.query_params)
         try:
             count, total = selectors.user_summary_get(userid=userid)
             page = selectors.user_purchases_page(
                 userid=userid,
                 limit=page_args["limit"],
-                cursor=page_args.get("cursor"),
+                after=page_args.get("cursor"),
                 since=page_args.get("since"),
                 until=page_args.get("until"),
             )
-        except selectors.InvalidCursor as exc:
-            raise ValidationError({"cursor": [str(exc)]}) from None
         except PyMongoError as exc:
             return database_unavailable(exc)
         next_url = None

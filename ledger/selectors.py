@@ -1,8 +1,5 @@
 """Reads: one page of a user's purchases, and the user's all-time figures."""
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -10,29 +7,10 @@ from bson.decimal128 import Decimal128
 
 from ledger import db
 from ledger.documents import Purchase, UserSummary
+from purchases_project.paging import cursor_encode
 
 PAGE_FIELDS = ("purchase_id", "username", "userid", "price", "timestamp")
 SORT = [("timestamp", 1), ("purchase_id", 1)]
-
-
-class InvalidCursor(ValueError):
-    pass
-
-
-def cursor_encode(timestamp: str, purchase_id: str) -> str:
-    raw = json.dumps([timestamp, purchase_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def cursor_decode(cursor: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        timestamp, purchase_id = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-        raise InvalidCursor("cursor is not one this service issued") from None
-    if not isinstance(timestamp, str) or not isinstance(purchase_id, str):
-        raise InvalidCursor("cursor is not one this service issued")
-    return timestamp, purchase_id
 
 
 def page_queries(
@@ -69,12 +47,12 @@ def user_purchases_page(
     *,
     userid: str,
     limit: int,
-    cursor: str | None = None,
+    after: tuple[str, str] | None = None,
     since: str | None = None,
     until: str | None = None,
 ) -> PurchasePage:
+    """`after` is the decoded cursor: (timestamp, purchase_id) of the previous page's last purchase."""
     db.connect()
-    after = cursor_decode(cursor) if cursor else None
     collection = Purchase._get_collection()
     projection = {field: 1 for field in PAGE_FIELDS} | {"_id": 0}
     documents: list[dict] = []

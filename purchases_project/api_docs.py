@@ -1,15 +1,15 @@
 """What both services' OpenAPI documents share: the page and error shapes, and the
 schema and docs URLs. The storefront and the ledger answer reads in one shape, so
-they describe it with the same serializers (documentation only; neither app
-imports the other)."""
+they describe it with the same serializers; the parameters are described from the
+rules that check them (`purchases_project.paging`, `purchases_project.rules`)."""
 
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import serializers
 
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
+from purchases_project.paging import PageParams
+from purchases_project.rules import USERID_SCHEMA
 
 
 class Error(serializers.Serializer):
@@ -36,17 +36,6 @@ class UserPurchasesOutput(serializers.Serializer):
     next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last")
 
 
-class PageQuery(serializers.Serializer):
-    limit = serializers.IntegerField(
-        required=False, default=DEFAULT_PAGE_SIZE, min_value=1, max_value=MAX_PAGE_SIZE
-    )
-    cursor = serializers.RegexField(
-        r"^[A-Za-z0-9_-]+$", required=False, max_length=512, help_text="From `next`; opaque"
-    )
-    since = serializers.DateTimeField(required=False, help_text="ISO 8601, inclusive")
-    until = serializers.DateTimeField(required=False, help_text="ISO 8601, exclusive")
-
-
 def error(description: str) -> OpenApiResponse:
     return OpenApiResponse(Error, description=description)
 
@@ -54,18 +43,13 @@ def error(description: str) -> OpenApiResponse:
 REQUEST_ID = OpenApiParameter(
     "X-Request-ID", str, OpenApiParameter.HEADER, description="Echoed back; made when absent"
 )
-USERID = OpenApiParameter(
-    "userid",
-    {"type": "string", "maxLength": 200, "pattern": r"^[A-Za-z0-9\-_.@:+~]+$"},
-    OpenApiParameter.PATH,
-    description="The user's id: letters, digits and -_.@:+~",
-)
+USERID = OpenApiParameter("userid", USERID_SCHEMA, OpenApiParameter.PATH, description="The user's id")
 
 
 def user_purchases_schema(*, unavailable: str, **more: OpenApiResponse):
     """The read endpoint's documentation, the same on both services but for its failures."""
     return extend_schema(
-        parameters=[PageQuery, USERID, REQUEST_ID],
+        parameters=[PageParams, USERID, REQUEST_ID],
         responses={
             200: UserPurchasesOutput,
             400: error("Bad parameters"),

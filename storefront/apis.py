@@ -22,7 +22,8 @@ from rest_framework.views import APIView
 from purchases_project import jsonutil
 from purchases_project.api_docs import error, user_purchases_schema
 from purchases_project.errors import json_error, json_response
-from purchases_project.events import (
+from purchases_project.paging import read_params_validate
+from purchases_project.rules import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     InvalidPurchase,
     missing_fields,
@@ -44,6 +45,14 @@ def _is_json(content_type: str) -> bool:
     )
 
 
+def _body(request: HttpRequest, limit: int) -> bytes:
+    """Up to `limit` + 1 bytes of the body, sent with a Content-Length or chunked."""
+    if request.META.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+        # No Content-Length, so Django sees an empty body: the server decodes the chunks.
+        return request.META["wsgi.input"].read(limit + 1)
+    return request.read(limit + 1)
+
+
 class PurchaseCreateApi(View):
     http_method_names = ["post", "options"]
 
@@ -57,7 +66,7 @@ class PurchaseCreateApi(View):
             return json_error(f"Request body must be at most {limit} bytes", 413)
         if not _is_json(request.content_type or ""):
             return json_error("Content-Type must be application/json", 415)
-        body = request.read(limit + 1)
+        body = _body(request, limit)
         if len(body) > limit:
             return json_error(f"Request body must be at most {limit} bytes", 413)
         try:
@@ -100,6 +109,7 @@ class UserPurchaseListApi(APIView):
         status_504=error("The ledger did not answer in time"),
     )
     def get(self, request: Request, userid: str) -> Response:
+        read_params_validate(userid=userid, query_params=request.query_params)
         try:
             status, body = ledger_client.user_purchases_fetch(
                 userid=userid, params={k: v for k, v in request.query_params.items() if k != "format"}

@@ -1,0 +1,93 @@
+"""The read endpoints' parameters: what they accept agrees with what their schema admits."""
+
+import jsonschema_rs
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from purchases_project.paging import (
+    CURSOR_PATTERN,
+    LIMIT_PATTERN,
+    PageParams,
+    cursor_decode,
+    cursor_encode,
+    parse_moment,
+)
+from purchases_project.tests.test_rules import accepts
+
+DATE_TIME = jsonschema_rs.Draft202012Validator(
+    {"type": "string", "format": "date-time"}, validate_formats=True
+)
+
+
+def _two(low: int, high: int):
+    return st.integers(low, high).map(lambda n: f"{n:02d}")
+
+
+# Date-times near and past every edge RFC 3339 draws: days, hours, leap seconds, offsets.
+moments = st.builds(
+    "{}-{}-{}{}{}:{}:{}{}{}".format,
+    st.sampled_from(["0000", "0001", "1900", "2000", "2026", "2100", "9999"])
+    | st.integers(0, 9999).map("{:04d}".format),
+    _two(0, 13),
+    _two(0, 32),
+    st.sampled_from(["T", "t", " "]),
+    _two(0, 24),
+    _two(0, 60),
+    _two(0, 61),
+    st.sampled_from(["", ".1", ".123456", ".1234567", "."]),
+    st.sampled_from(["Z", "z", "", "+00:00", "-14:00", "+14:00", "+23:59", "+24:00", "-00:60", "+0000"]),
+)
+
+
+@given(moments)
+@example("2026-06-30T23:59:60Z")
+@example("2026-06-30T12:00:60Z")
+@example("2026-07-01T01:59:60+02:00")
+@example("0000-02-29T00:00:00Z")
+@example("2026-01-15T10:30:00")
+def test_since_and_until_are_accepted_exactly_when_the_schema_admits_them(text):
+    assert accepts(parse_moment, text) == DATE_TIME.is_valid(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-01-15T11:30:00.123456+01:00", "2026-01-15T10:30:00.123456Z"),
+        ("2026-01-15t10:30:00z", "2026-01-15T10:30:00.000000Z"),
+        ("2026-01-15T10:30:00.1234561Z", "2026-01-15T10:30:00.123457Z"),  # rounds up
+        ("2016-12-31T23:59:60Z", "2017-01-01T00:00:00.000000Z"),
+        ("0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00.000000Z"),  # clamped
+        ("0000-06-01T00:00:00Z", "0001-01-01T00:00:00.000000Z"),
+        ("9999-12-31T23:59:59-14:00", "9999-12-31T23:59:59.999999Z"),
+    ],
+)
+def test_moments_become_the_stored_utc_text_clamped_to_years_1_to_9999(text, expected):
+    assert parse_moment(text) == expected
+
+
+@given(st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\Z"), st.uuids())
+def test_cursors_round_trip_and_match_their_pattern(timestamp, purchase_id):
+    cursor = cursor_encode(timestamp, str(purchase_id))
+    assert jsonschema_rs.validator_for({"type": "string", "pattern": CURSOR_PATTERN}).is_valid(cursor)
+    assert cursor_decode(cursor) == (timestamp, str(purchase_id))
+
+
+@given(st.text(max_size=80))
+@example("20260115103000123456_6f1c0c52-1d7d-4a8e-9d36-0d8c2b7c7a10")
+@example("20260115103000123456_6F1C0C52-1D7D-4A8E-9D36-0D8C2B7C7A10")
+def test_cursors_are_accepted_exactly_when_the_schema_admits_them(text):
+    params = PageParams(data={"cursor": text})
+    assert params.is_valid() == jsonschema_rs.validator_for(
+        {"type": "string", "pattern": CURSOR_PATTERN}
+    ).is_valid(text)
+
+
+@given(st.text(alphabet="0123456789.+-e x", max_size=8))
+@example("5.0")
+@example("0001000")
+@example("1" * 5000)
+def test_limits_are_accepted_exactly_when_the_schema_admits_them(text):
+    as_integer = jsonschema_rs.validator_for({"type": "string", "pattern": LIMIT_PATTERN}).is_valid(text)
+    in_range = as_integer and 1 <= float(text) <= 1000
+    assert PageParams(data={"limit": text}).is_valid() == in_range

@@ -3,6 +3,7 @@
 import logging
 from http import HTTPStatus
 
+from django.core.exceptions import DisallowedHost
 from django.http import HttpResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
@@ -25,6 +26,13 @@ def reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+def handler400(request, exception=None):
+    """Requests Django refuses before any view: a disallowed Host header, a malformed body."""
+    if isinstance(exception, DisallowedHost):
+        return json_error("The Host header names no host this service answers to", 400)
+    return json_error("Bad request", 400)
 
 
 def handler404(request, exception=None):

@@ -18,3 +18,14 @@ class UnexpectedErrorsOnly(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.exc_info is not None
+
+
+class RejectedRequestsAsWarnings(logging.Filter):
+    """django.security's records (a disallowed Host header, say) are a client's mistake, not
+    the server's: a WARNING line with the reason, without a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("django.security.") and record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True

@@ -149,6 +149,7 @@ LOGGING = {
     "filters": {
         "request_id": {"()": "purchases_project.logging.RequestIdFilter"},
         "unexpected_errors_only": {"()": "purchases_project.logging.UnexpectedErrorsOnly"},
+        "rejected_requests_as_warnings": {"()": "purchases_project.logging.RejectedRequestsAsWarnings"},
     },
     "formatters": {
         "json": {
@@ -163,7 +164,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT if LOG_FORMAT in ("json", "text") else "json",
-            "filters": ["request_id"],
+            "filters": ["request_id", "rejected_requests_as_warnings"],
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

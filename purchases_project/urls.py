@@ -2,5 +2,6 @@
 
 urlpatterns: list = []
 
+handler400 = "purchases_project.errors.handler400"
 handler404 = "purchases_project.errors.handler404"
 handler500 = "purchases_project.errors.handler500"

@@ -4,9 +4,11 @@ Each service's live OpenAPI document (`/api/schema/`) drives schemathesis' CLI:
 examples, coverage (boundary values) and fuzzing (positive and negative data),
 bounded per operation. Every response must be: no 5xx, a documented status code,
 a documented content type, a body that matches the documented schema, and the
-documented headers. The contract says the schema documents every response a
-client can get, so anything found here is a bug in the app or in its schema: the
-test fails and prints what was found with a `curl` to reproduce it.
+documented headers; and valid requests must be accepted, invalid ones refused, so
+the rules and the schema built from them cannot drift apart. The contract says the
+schema documents every response a client can get, so anything found here is a bug
+in the app or in its schema: the test fails and prints what was found with a `curl`
+to reproduce it.
 
 POST /buy cases publish real purchases of random users to the shared stack's
 broker; the examples are bounded, so that stays small.
@@ -34,6 +36,10 @@ CHECKS = ",".join(
         "content_type_conformance",
         "response_schema_conformance",
         "response_headers_conformance",
+        # The schema and the code agree on what is valid: data the schema admits is accepted
+        # (2xx), data it does not is refused (4xx).
+        "positive_data_acceptance",
+        "negative_data_rejection",
     ]
 )
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "50"))

@@ -1,10 +1,10 @@
 """The storefront's Kafka producer: the only module here that imports confluent_kafka.
 
 Lifecycle: one `Producer` per process, created on the first publish (after
-gunicorn has forked the worker; re-created if the PID changes, since librdkafka's
+the web server has forked the worker; re-created if the PID changes, since librdkafka's
 threads do not survive a fork). A daemon thread polls it for delivery reports.
 Each publish waits for its own report, up to `KAFKA_PUBLISH_TIMEOUT_S`.
-`close()` flushes what is in flight; gunicorn's `worker_exit` hook calls it.
+`close()` flushes what is in flight; `purchases_project.serve` calls it when a worker stops.
 """
 
 import logging

@@ -1,4 +1,4 @@
-"""The contract's walk-through against the shared stack: real gunicorn storefront and
+"""The contract's walk-through against the shared stack: real storefront and
 ledger, a real `consume_purchases`, the real broker and database, over HTTP."""
 
 import json
@@ -19,9 +19,9 @@ def call(method, url, body=None, headers=None, raw=None):
         request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read(), dict(response.headers)
+            return response.status, response.read(), response.headers
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(), dict(exc.headers)
+        return exc.code, exc.read(), exc.headers
 
 
 def get_json(url):

@@ -14,16 +14,17 @@ REQUESTS_BY_METHOD = "django_http_requests_total_by_method_total"
 
 
 def call(method, url, body=None, headers=None, timeout=10):
-    """One request: (status, body bytes, headers); HTTP errors are answers, not exceptions."""
+    """One request: (status, body bytes, headers with case-insensitive names); HTTP errors are
+    answers, not exceptions."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read(), dict(response.headers)
+            return response.status, response.read(), response.headers
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(), dict(exc.headers)
+        return exc.code, exc.read(), exc.headers
 
 
 class Connection:

@@ -204,8 +204,8 @@ def test_ledger_and_consumer_ensure_indexes_before_they_start(docs: list[Doc]) -
         assert 60 <= timeout <= 900
         assert init["image"] == main["image"]
         assert init["imagePullPolicy"] == main["imagePullPolicy"]
-        # Creating indexes needs the writer's user, whatever the main container's is.
-        assert secret_key(init, "MONGODB_URI") == "MONGODB_CONSUMER_URI"
+        # Each with the pod's own user: the ledger's may create indexes but not write.
+        assert secret_key(init, "MONGODB_URI") == secret_key(main, "MONGODB_URI")
 
 
 # --- 6. database users outside the hook; the ledger only reads ---------------------------
@@ -217,7 +217,13 @@ def test_ledger_reads_with_its_own_user_and_the_consumer_writes_with_another(doc
     assert secret_key(ledger, "MONGODB_URI") == "MONGODB_LEDGER_URI"
     assert secret_key(consumer, "MONGODB_URI") == "MONGODB_CONSUMER_URI"
     users_js = config_map(docs, "mongodb-scripts")["mongodb-users.js"]
-    assert 'env.MONGODB_LEDGER_PASSWORD, [{ role: "read", db: database }]' in users_js
+    assert 'env.MONGODB_LEDGER_PASSWORD, [{ role: ledgerRole, db: "admin" }]' in users_js
+    # The ledger's role: read, plus createIndex (ensure_indexes, mongoengine's index check).
+    assert (
+        'const ledgerPrivileges = [{ resource: { db: database, collection: "" }, actions: ["createIndex"] }];'
+        in (users_js)
+    )
+    assert 'const ledgerRoles = [{ role: "read", db: database }];' in users_js
     assert 'env.MONGODB_CONSUMER_PASSWORD, [{ role: "readWrite", db: database }]' in users_js
 
 

@@ -7,11 +7,23 @@ const admin = db.getSiblingDB("admin");
 admin.auth(env.MONGO_INITDB_ROOT_USERNAME, env.MONGO_INITDB_ROOT_PASSWORD);
 
 const database = env.MONGODB_DATABASE;
+
+// The ledger reads, and may create the indexes it reads with (ensure_indexes in its init
+// container; mongoengine also checks them on first access). It cannot write a document.
+const ledgerRole = "purchaseLedger";
+const ledgerPrivileges = [{ resource: { db: database, collection: "" }, actions: ["createIndex"] }];
+const ledgerRoles = [{ role: "read", db: database }];
+if (admin.getRole(ledgerRole) === null) {
+  admin.createRole({ role: ledgerRole, privileges: ledgerPrivileges, roles: ledgerRoles });
+} else {
+  admin.updateRole(ledgerRole, { privileges: ledgerPrivileges, roles: ledgerRoles });
+}
+
 const users = [
-  // The consumer writes purchases and summaries (and ensure_indexes creates the indexes).
+  // The consumer writes purchases and summaries.
   [env.MONGODB_CONSUMER_USERNAME, env.MONGODB_CONSUMER_PASSWORD, [{ role: "readWrite", db: database }]],
-  // The ledger only reads.
-  [env.MONGODB_LEDGER_USERNAME, env.MONGODB_LEDGER_PASSWORD, [{ role: "read", db: database }]],
+  // The ledger only reads (and creates indexes, above).
+  [env.MONGODB_LEDGER_USERNAME, env.MONGODB_LEDGER_PASSWORD, [{ role: ledgerRole, db: "admin" }]],
   // mongodump --oplog (mongodb-backup CronJob).
   [env.MONGODB_BACKUP_USERNAME, env.MONGODB_BACKUP_PASSWORD, [{ role: "backup", db: "admin" }]],
   // The Prometheus exporter (k8s/monitoring/mongodb-exporter-values.yaml).

@@ -1,13 +1,15 @@
 """`make run`: the whole system on 127.0.0.1 until Ctrl-C.
 
 Starts the Kafka-protocol broker on :9092, the MongoDB-protocol server on
-:27017 (data kept in .local/mongo), creates the topics with 3 partitions, then
-the ledger (:5001), the storefront (:8000) and the consumer. Ctrl-C (or
-SIGTERM) stops everything it started, clients first.
+:27017 (data kept in .local/mongo), creates the topics with 3 partitions and the
+database's indexes (`manage.py ensure_indexes`), then the ledger (:5001), the
+storefront (:8000) and the consumer. Ctrl-C (or SIGTERM) stops everything it
+started, clients first.
 """
 
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -35,7 +37,12 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         print("starting the broker, the database, the ledger, the storefront and the consumer ...")
-        stack.start_all()
+        stack.start_infra()
+        # The indexes exist before the ledger and the consumer start, as in Kubernetes.
+        subprocess.run([sys.executable, "manage.py", "ensure_indexes"], env=stack.env(), check=True)
+        stack.start_web("ledger")
+        stack.start_web("storefront")
+        stack.start_consumer()
         print(
             f"""
 The purchase system is running on 127.0.0.1:
@@ -62,7 +69,7 @@ Logs: {logs}/*.log        Ctrl-C stops everything.""",
                     return 1
             time.sleep(0.5)
         return 0
-    except (RuntimeError, TimeoutError) as exc:
+    except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
         print(f"could not start: {exc}", file=sys.stderr)
         return 1
     finally:

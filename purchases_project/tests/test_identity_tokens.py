@@ -302,3 +302,97 @@ def test_error_messages_say_only_missing_invalid_or_expired():
         "The bearer token is invalid",
         "The bearer token has expired",
     }
+
+
+@pytest.fixture
+def https_server(tmp_path, monkeypatch):
+    """A JWKS over https on 127.0.0.1, with a certificate from a CA this test trusts."""
+    import datetime
+    import http.server
+    import ipaddress
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def certificate(subject, issuer_name, public_key, signing_key, *, ca):
+        now = datetime.datetime.now(datetime.UTC)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            builder = builder.add_extension(san, critical=False)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_cert = certificate("test CA", "test CA", ca_key.public_key(), ca_key, ca=True)
+    server_cert = certificate("127.0.0.1", "test CA", server_key.public_key(), ca_key, ca=False)
+    (tmp_path / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "server.pem").write_bytes(
+        server_cert.public_bytes(serialization.Encoding.PEM)
+        + server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    routes: dict[str, tuple[int, dict, bytes]] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, headers, body = routes.get(self.path, (404, {}, b""))
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "server.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    plain = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # the same routes without TLS
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (server, plain)]
+    for thread in threads:
+        thread.start()
+    try:
+        urls = {"https": f"https://127.0.0.1:{server.server_address[1]}"}
+        urls["http"] = f"http://127.0.0.1:{plain.server_address[1]}"
+        yield urls, routes
+    finally:
+        for s, thread in zip((server, plain), threads, strict=True):
+            s.shutdown()
+            s.server_close()
+            thread.join(10)
+
+
+def test_the_jwks_is_fetched_over_https_and_never_through_a_redirect_to_http(https_server, key, clock):
+    urls, routes = https_server
+    document = json.dumps(local_issuer.jwks(key)).encode()
+    routes["/certs"] = (200, {"Content-Type": "application/json"}, document)
+    routes["/moved"] = (302, {"Location": f"{urls['https']}/certs"}, b"")
+    routes["/downgraded"] = (302, {"Location": f"{urls['http']}/certs"}, b"")
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "user123", "exp": int(clock()) + 600}
+    token = local_issuer.sign(key, claims)
+
+    def verifier(url):
+        return TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks=Jwks(url, clock=clock), clock=clock)
+
+    assert verifier(f"{urls['https']}/certs").verify(token).userid == "user123"
+    assert verifier(f"{urls['https']}/moved").verify(token).userid == "user123"
+    assert refused(verifier(f"{urls['https']}/downgraded"), token) == "unavailable"
+    assert refused(verifier(f"{urls['https']}/missing"), token) == "unavailable"
+    assert refused(verifier(f"{urls['http']}/certs"), token) == "unavailable"

@@ -9,8 +9,9 @@ Lifecycle: one verifier per process, created on first use. Its `Jwks` fetches th
 key set on the first verification, again for a `kid` it does not hold (at most once
 per `REFETCH_INTERVAL_S`) and once the set is `MAX_KEYS_AGE_S` old; a failed fetch
 keeps the keys it had. Verified tokens are kept (at most `TOKEN_CACHE_SIZE`) with
-their validity window, which is checked again on every use; the cache is emptied
-whenever the key set changes, so a key withdrawn from the JWKS stops its tokens.
+their validity window, which is checked again on every use, and the key set they
+were verified under: once the set changes they are verified again, so a key
+withdrawn from the JWKS stops its tokens.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ class Jwks:
         self._fetched_at: float | None = None  # last successful fetch
         self._tried_at: float | None = None  # last attempt, successful or not
         self._lock = threading.Lock()
-        self.on_change: Callable[[], None] = lambda: None
+        self.generation = 0  # goes up whenever the set of keys changes
         self.fetches = 0
 
     def key(self, kid: str) -> RSAKey | ECKey | None:
@@ -199,7 +200,7 @@ class Jwks:
             if not keys:
                 logger.warning("the JWKS at %s holds no usable signing key", self.url)
             self._keys = keys
-            self.on_change()
+            self.generation += 1
 
 
 class TokenVerifier:
@@ -220,9 +221,9 @@ class TokenVerifier:
         self.userid_claim = userid_claim
         self.jwks = jwks
         self._clock = clock
-        self._cache: dict[str, tuple[Principal, float, float]] = {}
+        # token -> (principal, nbf, exp, the key set's generation it was verified under)
+        self._cache: dict[str, tuple[Principal, float, float, int]] = {}
         self._cache_size = cache_size
-        jwks.on_change = self._cache.clear
         # Unknown header parameters that are not "crit" are ignored, as RFC 7515 asks.
         self._jws = JWSRegistry(algorithms=list(ALGORITHMS), strict_check_header=False)
         self._claims = JWTClaimsRegistry(
@@ -235,8 +236,8 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Principal:
         cached = self._cache.get(token)
-        if cached is not None:
-            principal, not_before, expires = cached
+        if cached is not None and cached[3] == self.jwks.generation:
+            principal, not_before, expires, _ = cached
             now = self._clock()
             if now >= expires + MAX_SKEW_S:
                 self._cache.pop(token, None)
@@ -244,16 +245,17 @@ class TokenVerifier:
             if now < not_before - MAX_SKEW_S:
                 raise AuthError("invalid")
             return principal
+        generation = self.jwks.generation
         principal, not_before, expires = self._verify(token)
         if len(self._cache) >= self._cache_size:
             try:
                 del self._cache[next(iter(self._cache))]
             except (StopIteration, KeyError, RuntimeError):
                 pass  # another thread evicted or cleared it first
-        self._cache[token] = (principal, not_before, expires)
+        self._cache[token] = (principal, not_before, expires, generation)
         return principal
 
-    def _verify(self, token: str) -> tuple[Principal, float, float]:
+    def _verify(self, token: str) -> tuple[Principal, int | float, int | float]:
         if len(token) > MAX_TOKEN_LENGTH:
             raise AuthError("invalid")
         try:
@@ -269,7 +271,8 @@ class TokenVerifier:
         if not isinstance(userid, str) or not userid or not isinstance(scope, str):
             raise AuthError("invalid")
         principal = Principal(userid=userid, scopes=frozenset(scope.split()), token=token)
-        return principal, float(claims.get("nbf", float("-inf"))), float(claims["exp"])
+        # Kept as given: an int too large for a float still compares correctly.
+        return principal, claims.get("nbf", float("-inf")), claims["exp"]
 
     def _key_for(self, obj) -> RSAKey | ECKey:
         headers = obj.headers()

@@ -7,6 +7,8 @@ import json
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from joserfc.jwk import ECKey
 
 from purchases_project import local_issuer
@@ -396,3 +398,38 @@ def test_the_jwks_is_fetched_over_https_and_never_through_a_redirect_to_http(htt
     assert refused(verifier(f"{urls['https']}/downgraded"), token) == "unavailable"
     assert refused(verifier(f"{urls['https']}/missing"), token) == "unavailable"
     assert refused(verifier(f"{urls['http']}/certs"), token) == "unavailable"
+
+
+def crafted_tokens(key, claims):
+    """Tokens whose parts are well-formed base64 but hold the wrong things."""
+    good = local_issuer.sign(key, claims)
+    _, payload, signature = good.split(".")
+    headers = [[], "text", 7, None, {}, {"alg": 5}, {"alg": "ES256"}, {"alg": "ES256", "kid": 5}]
+    headers += [{"alg": "ES256", "kid": key.kid, "crit": ["exp"]}, {"alg": "RS512", "kid": key.kid}]
+    headers += [{"alg": "ES256", "kid": key.kid, "b64": False, "crit": ["b64"]}, {"alg": "none"}]
+    tokens = [f"{b64(json.dumps(h).encode())}.{payload}.{signature}" for h in headers]
+    for body in ([], "x", 1, {"exp": "soon"}, {"exp": float("nan")}, {"exp": True}):
+        tokens.append(local_issuer.sign(key, body) if isinstance(body, dict) else None)
+        tokens.append(f"{good.split('.')[0]}.{b64(json.dumps(body).encode())}.{signature}")
+    tokens += [good[:-3], good + "A", good.replace(".", "..", 1), "..", "a.b.c.d.e", good + "\x00"]
+    return [t for t in tokens if t]
+
+
+def test_malformed_tokens_are_invalid_never_an_error(issuer, key):
+    verifier = issuer.verifier()
+    for token in crafted_tokens(key, issuer.claims()):
+        assert refused(verifier, token) == "invalid", token
+
+
+def test_an_exp_beyond_any_float_is_handled(issuer, key):
+    far = issuer.claims(exp=10**400)
+    verifier = issuer.verifier()
+    assert verifier.verify(local_issuer.sign(key, far)).userid == "user123"
+    assert verifier.verify(local_issuer.sign(key, far)).userid == "user123"  # cached
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_text_as_a_token_is_refused_cleanly(issuer, text):
+    with pytest.raises(AuthError):
+        issuer.verifier().verify(text)

@@ -19,6 +19,7 @@ from purchases_project.identity.web import (
     bearer_token,
     check_settings,
     error_response,
+    reset,
     verifier,
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "bearer_token",
     "check_settings",
     "error_response",
+    "reset",
     "verifier",
 ]

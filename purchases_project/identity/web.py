@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
@@ -67,11 +68,16 @@ def verifier() -> TokenVerifier:
     return current
 
 
+def reset() -> None:
+    """Forget the verifier (and its caches): the next request makes one from the settings."""
+    global _verifier
+    _verifier = None
+
+
 @receiver(setting_changed)
 def _settings_changed(setting: str, **kwargs) -> None:
-    global _verifier
     if setting.startswith("AUTH_"):
-        _verifier = None
+        reset()
 
 
 def bearer_token(request: HttpRequest) -> str:
@@ -116,3 +122,13 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return getattr(request, "_auth_challenge", None) or AuthError.CHALLENGE
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """The bearer security scheme in the OpenAPI document (the docs UI's "Authorize" button)."""
+
+    target_class = BearerTokenAuthentication
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

@@ -127,6 +127,25 @@ def test_changed_settings_make_a_new_verifier(auth_settings, issuer, tmp_path):
     auth_settings.AUTH_AUDIENCE = "another"
     assert identity.verifier() is not first
     assert identity.verifier().audience == "another"
+    second = identity.verifier()
+    identity.reset()
+    assert identity.verifier() is not second
+
+
+def test_drf_views_document_a_bearer_security_scheme(auth_settings):
+    from django.urls import path
+    from drf_spectacular.generators import SchemaGenerator
+
+    class Urls:
+        urlpatterns = [path("p/<str:userid>", OwnPurchases.as_view())]
+
+    schema = SchemaGenerator(urlconf=Urls).get_schema(request=None, public=True)
+    assert schema["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+    assert schema["paths"]["/p/{userid}"]["get"]["security"] == [{"bearerAuth": []}]
 
 
 @pytest.mark.parametrize(

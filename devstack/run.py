@@ -3,8 +3,9 @@
 Starts the Kafka-protocol broker on :9092, the MongoDB-protocol server on
 :27017 (data kept in .local/mongo), creates the topics with 3 partitions and the
 database's indexes (`manage.py ensure_indexes`), then the ledger (:5001), the
-storefront (:8000) and the consumer. Ctrl-C (or SIGTERM) stops everything it
-started, clients first.
+storefront (:8000) and the consumer. The web services accept tokens of the local
+issuer (.local/issuer, made on first start); it prints ready ones. Ctrl-C (or
+SIGTERM) stops everything it started, clients first.
 """
 
 import os
@@ -14,6 +15,7 @@ import sys
 import time
 
 from devstack.stack import ROOT, Ports, Stack
+from purchases_project.local_issuer import default_issuer
 
 LOCAL = ROOT / ".local"
 
@@ -26,6 +28,7 @@ def main() -> int:
         partitions=3,
         db_storage=str(LOCAL / "mongo"),
         extra_env={"LOG_FORMAT": "text"},
+        issuer=default_issuer(),
     )
     stopping = False
 
@@ -53,10 +56,15 @@ The purchase system is running on 127.0.0.1:
 :{stack.ports.ledger_metrics} (ledger), :{stack.ports.consumer_metrics} (consumer)
   broker       {stack.bootstrap}      database  mongodb://127.0.0.1:{stack.ports.mongo}
 
+Tokens (24 h; more with `python manage.py issue_token USERID [--scope S] [--ttl 24h]`):
+  export TOKEN={stack.issuer.token("user123")}
+  export SUPPORT_TOKEN={stack.issuer.token("support1", scope="purchases:read-all")}
+
 Try:
   curl -s -X POST {stack.storefront_url}/buy -H 'Content-Type: application/json' \\
-       -d '{{"username": "john", "userid": "user123", "price": 29.99}}'
-  curl -s {stack.storefront_url}/getAllUserBuys/user123
+       -H "Authorization: Bearer $TOKEN" -d '{{"username": "john", "userid": "user123", "price": 29.99}}'
+  curl -s {stack.storefront_url}/getAllUserBuys/user123 -H "Authorization: Bearer $TOKEN"
+  curl -s {stack.storefront_url}/getAllUserBuys/user123 -H "Authorization: Bearer $SUPPORT_TOKEN"
 
 Logs: {logs}/*.log        Ctrl-C stops everything.""",
             flush=True,

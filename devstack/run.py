@@ -1,17 +1,21 @@
 """`make run`: the whole system on 127.0.0.1 until Ctrl-C.
 
 Starts the Kafka-protocol broker on :9092, the MongoDB-protocol server on
-:27017 (data kept in .local/mongo), creates the topics with 3 partitions, then
-the ledger (:5001), the storefront (:8000) and the consumer. Ctrl-C (or
+:27017 (data kept in .local/mongo), creates the topics with 3 partitions and the
+database's indexes (`manage.py ensure_indexes`), then the ledger (:5001), the
+storefront (:8000) and the consumer. The web services accept tokens of the local
+issuer (.local/issuer, made on first start); it prints ready ones. Ctrl-C (or
 SIGTERM) stops everything it started, clients first.
 """
 
 import os
 import signal
+import subprocess
 import sys
 import time
 
 from devstack.stack import ROOT, Ports, Stack
+from purchases_project.local_issuer import default_issuer
 
 LOCAL = ROOT / ".local"
 
@@ -24,6 +28,7 @@ def main() -> int:
         partitions=3,
         db_storage=str(LOCAL / "mongo"),
         extra_env={"LOG_FORMAT": "text"},
+        issuer=default_issuer(),
     )
     stopping = False
 
@@ -35,7 +40,12 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         print("starting the broker, the database, the ledger, the storefront and the consumer ...")
-        stack.start_all()
+        stack.start_infra()
+        # The indexes exist before the ledger and the consumer start, as in Kubernetes.
+        subprocess.run([sys.executable, "manage.py", "ensure_indexes"], env=stack.env(), check=True)
+        stack.start_web("ledger")
+        stack.start_web("storefront")
+        stack.start_consumer()
         print(
             f"""
 The purchase system is running on 127.0.0.1:
@@ -46,10 +56,15 @@ The purchase system is running on 127.0.0.1:
 :{stack.ports.ledger_metrics} (ledger), :{stack.ports.consumer_metrics} (consumer)
   broker       {stack.bootstrap}      database  mongodb://127.0.0.1:{stack.ports.mongo}
 
+Tokens (24 h; more with `python manage.py issue_token USERID [--scope S] [--ttl 24h]`):
+  export TOKEN={stack.issuer.token("user123")}
+  export SUPPORT_TOKEN={stack.issuer.token("support1", scope="purchases:read-all")}
+
 Try:
   curl -s -X POST {stack.storefront_url}/buy -H 'Content-Type: application/json' \\
-       -d '{{"username": "john", "userid": "user123", "price": 29.99}}'
-  curl -s {stack.storefront_url}/getAllUserBuys/user123
+       -H "Authorization: Bearer $TOKEN" -d '{{"username": "john", "userid": "user123", "price": 29.99}}'
+  curl -s {stack.storefront_url}/getAllUserBuys/user123 -H "Authorization: Bearer $TOKEN"
+  curl -s {stack.storefront_url}/getAllUserBuys/user123 -H "Authorization: Bearer $SUPPORT_TOKEN"
 
 Logs: {logs}/*.log        Ctrl-C stops everything.""",
             flush=True,
@@ -62,7 +77,7 @@ Logs: {logs}/*.log        Ctrl-C stops everything.""",
                     return 1
             time.sleep(0.5)
         return 0
-    except (RuntimeError, TimeoutError) as exc:
+    except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
         print(f"could not start: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -21,6 +21,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from purchases_project.local_issuer import LocalIssuer
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
@@ -134,12 +136,14 @@ class Stack:
     mongo_password: str | None = None
     database: str = "purchase_db"
     extra_env: dict = field(default_factory=dict)
+    issuer: LocalIssuer | None = None  # whose tokens the services accept; default: workdir/issuer
     procs: dict[str, Proc] = field(default_factory=dict)
 
     def __post_init__(self):
         self.workdir = Path(self.workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.secret_key = secrets.token_urlsafe(32)
+        self.issuer = (self.issuer or LocalIssuer(self.workdir / "issuer")).ensure()
         self._users_created = False
 
     # -- addresses ----------------------------------------------------------
@@ -166,7 +170,7 @@ class Stack:
 
     def env(self, **overrides) -> dict[str, str]:
         """The environment every project process of this stack runs with."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "MONGODB_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "MONGODB_", "AUTH_"))}
         env.update(
             {
                 "DJANGO_SETTINGS_MODULE": "purchases_project.settings",
@@ -181,6 +185,7 @@ class Stack:
                 "MONGODB_DATABASE": self.database,
                 "LEDGER_API_URL": self.ledger_url,
                 "PYTHONUNBUFFERED": "1",
+                **self.issuer.env(),
             }
         )
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -10,6 +10,9 @@ worker flushes its Kafka producer).
 This parent process serves the workers' aggregated Prometheus metrics on
 `METRICS_PORT` (multiprocess mode), never on the public port, and marks exited
 workers dead so their live gauges go away; granian replaces a worker that dies.
+It refuses to start, before any worker, without a known role, a secret key or the
+token settings (`AUTH_ISSUER`, `AUTH_JWKS_URL`); wsgi.py checks them again for any
+other server.
 """
 
 from __future__ import annotations
@@ -50,6 +53,18 @@ def _check_role(settings) -> None:
             f"SERVICE_ROLE must be one of {', '.join(settings.SERVICE_ROLES)} "
             f"(got {settings.SERVICE_ROLE!r}); it says which service this process is."
         )
+
+
+def _check_token_settings() -> None:
+    """Stop with a one-line message when tokens cannot be verified."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from purchases_project.identity import check_settings
+
+    try:
+        check_settings()
+    except ImproperlyConfigured as exc:
+        raise SystemExit(f"cannot start: {exc}") from None
 
 
 def _multiproc_dir(settings) -> str:
@@ -150,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     _check_role(settings)
     if not settings.SECRET_KEY:
         raise SystemExit("DJANGO_SECRET_KEY is required unless DJANGO_DEBUG is on")
+    _check_token_settings()
     path = _multiproc_dir(settings)
 
     from granian.constants import HTTPModes, Interfaces

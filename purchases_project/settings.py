@@ -103,6 +103,13 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# Bearer tokens (both web roles; purchases_project/identity). Web processes refuse to start
+# without an issuer and its JWKS; management commands and tests do not need them.
+AUTH_ISSUER = env.str("AUTH_ISSUER", default="")
+AUTH_AUDIENCE = env.str("AUTH_AUDIENCE", default="purchases")
+AUTH_JWKS_URL = env.str("AUTH_JWKS_URL", default="")
+AUTH_USERID_CLAIM = env.str("AUTH_USERID_CLAIM", default="sub")
+
 # Kafka (storefront and consumer).
 KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="kafka:9092")
 KAFKA_TOPIC = env.str("KAFKA_TOPIC", default="purchases")

@@ -17,6 +17,9 @@ def _check_role() -> None:
         )
     if not settings.SECRET_KEY:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY is required unless DJANGO_DEBUG is on")
+    from purchases_project.identity import check_settings
+
+    check_settings()
 
 
 _check_role()

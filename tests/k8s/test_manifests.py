@@ -1,136 +1,34 @@
 """Checks over the rendered Kubernetes manifests (k8s/) that schema validation cannot do.
 
-Each kustomization is rendered once per session with the kubectl that
-requirements/k8s-checks.txt installs into the running virtualenv (never a kubectl from
-PATH: its kustomize may be older). A missing kubectl is a failure, not a skip.
+Rendering and the helpers are in manifests.py, the fixtures in conftest.py. The checks of
+what a real cluster needs beyond this (probes that prove liveness, ingress, zones, data,
+re-runnable jobs) are in test_cluster_readiness.py.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
-
 import kubernetes_validate
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-KUBECTL = Path(sys.executable).parent / "kubectl"
-NAMESPACE = "purchase-system"
-# The base as `kubectl apply -k k8s/` deploys it, and the two overlays.
-KUSTOMIZATIONS = ["k8s", "k8s/overlays/local", "k8s/overlays/production"]
-# The oldest Kubernetes version we support, and the newest schemas we have.
-KUBERNETES_VERSIONS = ["1.30.0", "1.37.0"]
-APP_DEPLOYMENTS = ["storefront", "ledger", "purchase-consumer"]
-WEB_PORTS = {"storefront": 8000, "ledger": 5001}
-WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
-
-Doc = dict[str, Any]
-
-
-def _render(path: str) -> list[Doc]:
-    assert KUBECTL.exists(), f"{KUBECTL} not found: install requirements/k8s-checks.txt into this virtualenv"
-    result = subprocess.run(
-        [str(KUBECTL), "kustomize", str(REPO / path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, f"kubectl kustomize {path} failed:\n{result.stderr}"
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-@pytest.fixture(scope="session")
-def rendered() -> dict[str, list[Doc]]:
-    return {path: _render(path) for path in KUSTOMIZATIONS}
-
-
-@pytest.fixture(scope="session")
-def secret_example() -> Doc:
-    return yaml.safe_load((REPO / "k8s/secret.example.yaml").read_text())
-
-
-@pytest.fixture(params=KUSTOMIZATIONS)
-def docs(request: pytest.FixtureRequest, rendered: dict[str, list[Doc]]) -> list[Doc]:
-    return rendered[request.param]
-
-
-# --- helpers --------------------------------------------------------------------------
-
-
-def find(docs: list[Doc], kind: str, name: str | None = None) -> list[Doc]:
-    return [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
-
-
-def one(docs: list[Doc], kind: str, name: str) -> Doc:
-    found = find(docs, kind, name)
-    assert len(found) == 1, f"expected exactly one {kind}/{name}, found {len(found)}"
-    return found[0]
-
-
-def workloads(docs: list[Doc]) -> list[Doc]:
-    return [d for d in docs if d["kind"] in WORKLOAD_KINDS]
-
-
-def pod_spec(workload: Doc) -> Doc:
-    return workload["spec"]["template"]["spec"]
-
-
-def pod_labels(workload: Doc) -> dict[str, str]:
-    return workload["spec"]["template"]["metadata"].get("labels", {})
-
-
-def containers(workload: Doc, *, init: bool = True) -> list[Doc]:
-    spec = pod_spec(workload)
-    return spec["containers"] + (spec.get("initContainers", []) if init else [])
-
-
-def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
-def label_selector_matches(selector: Doc, labels: dict[str, str]) -> bool:
-    if not matches(selector.get("matchLabels", {}), labels):
-        return False
-    for expr in selector.get("matchExpressions", []):
-        present = expr["key"] in labels
-        value = labels.get(expr["key"])
-        op = expr["operator"]
-        if op == "In" and value not in expr["values"]:
-            return False
-        if op == "NotIn" and value in expr["values"]:
-            return False
-        if op == "Exists" and not present:
-            return False
-        if op == "DoesNotExist" and present:
-            return False
-    return True
-
-
-def app_config(docs: list[Doc]) -> dict[str, str]:
-    found = [d for d in find(docs, "ConfigMap") if d["metadata"]["name"].startswith("purchase-system-config")]
-    assert len(found) == 1
-    return found[0]["data"]
-
-
-def kafka_config(docs: list[Doc]) -> dict[str, str]:
-    found = [d for d in find(docs, "ConfigMap") if d["metadata"]["name"].startswith("kafka-config")]
-    assert len(found) == 1
-    return found[0]["data"]
-
-
-def env_value(container: Doc, name: str) -> str | None:
-    for var in container.get("env", []):
-        if var["name"] == name:
-            return var.get("value")
-    return None
-
-
-def metrics_port(docs: list[Doc]) -> int:
-    return int(app_config(docs)["METRICS_PORT"])
-
+from .manifests import (
+    APP_DEPLOYMENTS,
+    KUBERNETES_VERSIONS,
+    NAMESPACE,
+    WEB_PORTS,
+    Doc,
+    app_config,
+    containers,
+    env_value,
+    find,
+    kafka_config,
+    label_selector_matches,
+    matches,
+    metrics_port,
+    one,
+    pod_labels,
+    pod_spec,
+    workloads,
+)
 
 # --- validity ---------------------------------------------------------------------------
 
@@ -156,9 +54,11 @@ def test_every_namespaced_object_is_in_purchase_system(docs: list[Doc]) -> None:
 
 
 def test_contract_objects_exist(docs: list[Doc]) -> None:
-    assert one(docs, "Deployment", "storefront")["spec"]["replicas"] == 2
-    assert one(docs, "Deployment", "ledger")["spec"]["replicas"] == 1
-    one(docs, "Deployment", "purchase-consumer")
+    # The counts (storefront 2, ledger 1 at least) are the HPAs' minimums (item: no `replicas`).
+    for name in APP_DEPLOYMENTS:
+        one(docs, "Deployment", name)
+    assert one(docs, "HorizontalPodAutoscaler", "storefront")["spec"]["minReplicas"] == 2
+    assert one(docs, "HorizontalPodAutoscaler", "ledger")["spec"]["minReplicas"] == 1
     assert one(docs, "Service", "ledger")["spec"].get("type", "ClusterIP") == "ClusterIP"
     assert one(docs, "Service", "ledger")["spec"]["ports"][0]["port"] == 5001
     assert one(docs, "Service", "kafka")["spec"]["ports"][0]["port"] == 9092
@@ -171,7 +71,7 @@ def test_contract_objects_exist(docs: list[Doc]) -> None:
     assert {c["image"] for c in containers(mongodb)} == {"mongo:7.0"}
     for stateful_set in (kafka, mongodb):
         assert stateful_set["spec"]["volumeClaimTemplates"], "needs a persistent volume"
-    one(docs, "Job", "kafka-create-topics")
+    one(docs, "CronJob", "kafka-create-topics")
 
 
 def test_consumer_runs_the_management_command(docs: list[Doc]) -> None:
@@ -237,18 +137,23 @@ def test_stateful_sets_use_their_headless_service(docs: list[Doc]) -> None:
 
 def test_pod_disruption_budgets_select_workloads_and_allow_one_down(docs: list[Doc]) -> None:
     pdbs = find(docs, "PodDisruptionBudget")
-    assert {p["metadata"]["name"] for p in pdbs} >= {*APP_DEPLOYMENTS, "kafka"}
+    assert {p["metadata"]["name"] for p in pdbs} >= {*APP_DEPLOYMENTS, "kafka", "mongodb"}
     for pdb in pdbs:
-        assert pdb["spec"]["maxUnavailable"] == 1
+        # The one-member database is the exception: a drain waits for an operator.
+        assert pdb["spec"]["maxUnavailable"] == (0 if pdb["metadata"]["name"] == "mongodb" else 1)
         assert "minAvailable" not in pdb["spec"]
         assert any(label_selector_matches(pdb["spec"]["selector"], pod_labels(w)) for w in workloads(docs))
 
 
-def test_storefront_node_port_exposes_only_http(docs: list[Doc]) -> None:
+def test_storefront_service_exposes_only_http(docs: list[Doc]) -> None:
     service = one(docs, "Service", "storefront")
-    assert service["spec"]["type"] == "NodePort"
     [port] = service["spec"]["ports"]
-    assert (port["port"], port["targetPort"], port["nodePort"]) == (80, 8000, 30080)
+    assert (port["port"], port["targetPort"]) == (80, 8000)
+    # NodePort 30080 in the local overlay only; elsewhere the Ingress (production) is the way in.
+    if find(docs, "Deployment", "storefront") and service["spec"]["type"] == "NodePort":
+        assert port["nodePort"] == 30080
+    for svc in find(docs, "Service"):
+        assert svc["spec"].get("type", "ClusterIP") in {"ClusterIP", "NodePort"}, svc["metadata"]["name"]
     # No port of any Service leads to /metrics.
     for svc in find(docs, "Service"):
         for port in svc["spec"]["ports"]:
@@ -390,7 +295,12 @@ def test_referenced_config_maps_exist(docs: list[Doc]) -> None:
     names = {d["metadata"]["name"] for d in find(docs, "ConfigMap")}
     for workload in workloads(docs):
         spec = pod_spec(workload)
-        refs = [v["configMap"]["name"] for v in spec.get("volumes", []) if "configMap" in v]
+        # auth-jwks (local overlay) is created by hand from the local issuer's JWKS file.
+        refs = [
+            v["configMap"]["name"]
+            for v in spec.get("volumes", [])
+            if "configMap" in v and v["configMap"]["name"] != "auth-jwks"
+        ]
         for container in containers(workload):
             refs += [e["configMapRef"]["name"] for e in container.get("envFrom", []) if "configMapRef" in e]
             refs += [
@@ -418,10 +328,12 @@ def test_secret_example_provides_every_referenced_key(docs: list[Doc], secret_ex
                 ref = var.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     assert ref["name"] == name and ref["key"] in keys, var
-    # The application user in MONGODB_URI is the one mongod's hook creates.
+    # Each URI logs in as the user the mongodb-users CronJob makes from the same Secret.
     data = secret_example["stringData"]
-    assert f"{data['MONGODB_APP_USERNAME']}:{data['MONGODB_APP_PASSWORD']}@" in data["MONGODB_URI"]
-    assert "replicaSet=rs0" in data["MONGODB_URI"]
+    for who in ("CONSUMER", "LEDGER"):
+        uri = data[f"MONGODB_{who}_URI"]
+        assert f"{data[f'MONGODB_{who}_USERNAME']}:{data[f'MONGODB_{who}_PASSWORD']}@" in uri
+        assert "replicaSet=rs0" in uri and "authSource=admin" in uri
 
 
 def test_storefront_gets_no_mongodb_credentials(docs: list[Doc]) -> None:
@@ -501,9 +413,12 @@ def test_default_deny_ingress(docs: list[Doc]) -> None:
 
 def test_network_policies_admit_only_the_contract_clients(docs: list[Doc]) -> None:
     assert _allowed_sources(docs, "ledger", 5001) == {"storefront"}
-    assert _allowed_sources(docs, "mongodb", 27017) == {"ledger", "purchase-consumer"}
-    # Besides the brokers themselves (replication).
-    kafka_clients = {"storefront", "purchase-consumer", "kafka-create-topics", "kafka"}
+    # The application, and the administration CronJobs (users, backups).
+    assert _allowed_sources(docs, "mongodb", 27017) == {
+        "ledger", "purchase-consumer", "mongodb-users", "mongodb-backup",
+    }  # fmt: skip
+    # Besides the brokers themselves (replication) and `replay_dlq` run by an operator.
+    kafka_clients = {"storefront", "purchase-consumer", "kafka-create-topics", "replay-dlq", "kafka"}
     assert _allowed_sources(docs, "kafka", 9092) == kafka_clients
     assert _allowed_sources(docs, "kafka", 9093) == {"kafka"}
 
@@ -516,7 +431,10 @@ def test_monitoring_namespace_reaches_only_the_metrics_port(docs: list[Doc]) -> 
             for rule in policy["spec"].get("ingress", []):
                 for peer in rule.get("from", []):
                     selector = peer.get("namespaceSelector")
-                    if selector is not None:
+                    if selector == {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}:
+                        # Production: the ingress controller reaches the storefront's HTTP port.
+                        assert (app, [p["port"] for p in rule["ports"]]) == ("storefront", [8000])
+                    elif selector is not None:
                         assert selector == {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
                         admitted_ports |= {p["port"] for p in rule["ports"]}
         assert admitted_ports == {port}, app

@@ -63,8 +63,16 @@ HISTOGRAMS = {
 GAUGES = {"kafka_consumer_lag"}
 # Made by Prometheus itself for every scrape target (used for "consumer down").
 SCRAPE_SERIES = {"up"}
+# From the standard exporters: kafka_exporter and Percona's mongodb_exporter (values in
+# k8s/monitoring), kube-state-metrics (part of the Prometheus chart).
+EXPORTER_SERIES = {
+    "kafka_topic_partition_under_replicated_partition",
+    "kafka_brokers",
+    "mongodb_up",
+    "kube_pod_container_status_restarts_total",
+}
 EXPORTED = COUNTERS | GAUGES | {h + suffix for h in HISTOGRAMS for suffix in ("_bucket", "_count", "_sum")}
-ALLOWED_IN_QUERIES = EXPORTED | SCRAPE_SERIES
+ALLOWED_IN_QUERIES = EXPORTED | SCRAPE_SERIES | EXPORTER_SERIES
 
 REQUIRED_ALERTS = {
     "PurchaseHTTP5xxRatioHigh",
@@ -74,6 +82,14 @@ REQUIRED_ALERTS = {
     "PurchaseConsumerPodDown",
     "PurchaseDeadLetterQueueGrowing",
     "PurchaseLedgerLatencyHigh",
+    # Availability (the platform review): pods absent, a stuck loop, replication, the database.
+    "PurchaseStorefrontDown",
+    "PurchaseLedgerDown",
+    "PurchaseConsumerStalled",
+    "PurchaseConsumerRestarting",
+    "PurchaseKafkaUnderReplicatedPartitions",
+    "PurchaseKafkaExporterDown",
+    "PurchaseMongoDBDown",
 }
 
 # The labels the documented scrape job adds (prometheus-values.yaml).

@@ -1,7 +1,18 @@
-// Loaded by mongodb-init-replica-set.sh; credentials come from the container's env.
+// Loaded by mongodb-init-replica-set.sh (the mongod container's postStart hook).
+//
+// Initiates the one-member replica set on the first start, and does nothing else. An
+// unauthenticated `hello` tells whether the set exists; only when it does not (a new data
+// volume, whose root user the image's entrypoint has just created from the Secret) does the
+// hook log in. So a rotated root password can never fail the hook on a later start, which
+// would kill the container into a crash loop. Users are the mongodb-users CronJob's job.
 const env = process.env;
-db.getSiblingDB("admin").auth(env.MONGO_INITDB_ROOT_USERNAME, env.MONGO_INITDB_ROOT_PASSWORD);
 
+if (db.hello().setName) {
+  print(`replica set ${db.hello().setName} already initiated`);
+  quit(0);
+}
+
+db.getSiblingDB("admin").auth(env.MONGO_INITDB_ROOT_USERNAME, env.MONGO_INITDB_ROOT_PASSWORD);
 try {
   rs.status();
 } catch (e) {
@@ -17,13 +28,4 @@ for (let i = 0; !db.hello().isWritablePrimary; i++) {
   }
   sleep(1000);
 }
-
-const admin = db.getSiblingDB("admin");
-const roles = [{ role: "readWrite", db: env.MONGODB_DATABASE }];
-if (admin.getUser(env.MONGODB_APP_USERNAME) === null) {
-  admin.createUser({ user: env.MONGODB_APP_USERNAME, pwd: env.MONGODB_APP_PASSWORD, roles });
-  print(`created user ${env.MONGODB_APP_USERNAME}`);
-} else {
-  admin.updateUser(env.MONGODB_APP_USERNAME, { pwd: env.MONGODB_APP_PASSWORD, roles });
-}
-print(`replica set ${env.MONGODB_REPLICA_SET} ready`);
+print(`replica set ${env.MONGODB_REPLICA_SET} initiated`);

@@ -1,9 +1,9 @@
 #!/bin/bash
 # postStart hook of the mongod container: makes the pod a one-member replica set (so
-# transactions work) and creates the application's user. Idempotent: on a restart the
-# set is already initiated and the user only gets its password re-synced from the
-# Secret. It talks to mongod over localhost inside the pod, so no NetworkPolicy has to
-# admit anything but the ledger and the consumer.
+# transactions work) on its first start. On every later start the set is already
+# initiated and the hook exits without logging in (mongodb-init-replica-set.js), so
+# rotating the root password cannot lock the pod in a crash loop. Users are managed by
+# the mongodb-users CronJob. It talks to mongod over localhost inside the pod.
 #
 # On the first start the image's entrypoint runs a temporary mongod (no --replSet) to
 # create the root user; rs.status() fails there with NoReplicationEnabled and the loop

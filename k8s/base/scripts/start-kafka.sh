@@ -36,6 +36,13 @@ unclean.leader.election.enable=false
 group.initial.rebalance.delay.ms=3000
 PROPERTIES
 
+# broker.rack: the zone of the node this pod runs on, where the cluster provides it
+# (KAFKA_RACK comes from the pod's topology.kubernetes.io/zone label). Topics created
+# afterwards get each partition's replicas in different zones.
+if [[ -n "${KAFKA_RACK:-}" ]]; then
+  echo "broker.rack=${KAFKA_RACK}" >>"${config}"
+fi
+
 /opt/kafka/bin/kafka-storage.sh format --ignore-formatted \
   --cluster-id "${KAFKA_CLUSTER_ID}" --config "${config}"
 exec /opt/kafka/bin/kafka-server-start.sh "${config}"

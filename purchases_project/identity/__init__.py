@@ -1,0 +1,37 @@
+"""Who is calling: bearer tokens from the OpenID Connect issuer, verified once per request.
+
+The one place that verifies tokens, for both web roles. In a plain Django view::
+
+    try:
+        principal = identity.authenticate(request)
+    except identity.AuthError as exc:
+        return identity.error_response(exc)
+
+In a DRF view, `authentication_classes = [identity.BearerTokenAuthentication]`;
+`request.user` is then the `Principal`. `principal.may_read(userid)` is the
+object-level rule for reads; `principal.token` is what the storefront forwards.
+"""
+
+from purchases_project.identity.tokens import READ_ALL_SCOPE, AuthError, Principal
+from purchases_project.identity.web import (
+    BearerTokenAuthentication,
+    authenticate,
+    bearer_token,
+    check_settings,
+    error_response,
+    reset,
+    verifier,
+)
+
+__all__ = [
+    "READ_ALL_SCOPE",
+    "AuthError",
+    "BearerTokenAuthentication",
+    "Principal",
+    "authenticate",
+    "bearer_token",
+    "check_settings",
+    "error_response",
+    "reset",
+    "verifier",
+]

@@ -113,9 +113,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _worker_pid_for_metrics() -> None:
+    """Multiprocess metric values ask for the process id on every update, to notice a fork;
+    ask the kernel once per worker instead (a worker never serves from a forked child, and
+    a fork updates the value anyway). Must run before any metric exists in the worker."""
+    from prometheus_client import values
+
+    pid = [os.getpid()]
+    os.register_at_fork(after_in_child=lambda: pid.__setitem__(0, os.getpid()))
+    values.ValueClass = values.MultiProcessValue(process_identifier=lambda: pid[0])
+
+
 def _load_application(target: str):
     """Runs in each worker: the Django application, and the storefront's producer connected
     before the first purchase (so it does not wait for the broker's producer id)."""
+    _worker_pid_for_metrics()
     from django.conf import settings
 
     from purchases_project.wsgi import application
@@ -128,10 +140,14 @@ def _load_application(target: str):
 
 
 def _run_worker(*args, **kwargs) -> None:
-    """A granian WSGI worker; when it has stopped serving (in-flight requests done), the
-    storefront's producer delivers what it still holds."""
-    from granian.server import Server
+    """A granian WSGI worker, calling the application through `wsgi_runner`; when it has
+    stopped serving (in-flight requests done), the storefront's producer delivers what it
+    still holds."""
+    from granian.server import Server, mp
 
+    from purchases_project import wsgi_runner
+
+    mp._wsgi_call_wrap = wsgi_runner.callback_wrapper
     try:
         Server._spawn_wsgi_worker(*args, **kwargs)
     finally:

@@ -152,7 +152,7 @@ WEB_PORT = env.int("PORT", default={"storefront": 8000, "ledger": 5001}.get(SERV
 # Worker processes; 0 means one per CPU the container may use, at least 2.
 WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=0)
 # Python threads per worker that run the application (the server's I/O runs outside them).
-WEB_THREADS = env.int("WEB_THREADS", default=4)
+WEB_THREADS = env.int("WEB_THREADS", default=8)
 # On SIGTERM in-flight requests may finish for this long (below the pod's grace period).
 WEB_GRACEFUL_TIMEOUT_S = env.int("WEB_GRACEFUL_TIMEOUT_S", default=25)
 # A client that has not sent its whole request header by then is disconnected.

@@ -46,6 +46,10 @@ REQUEST_ID = OpenApiParameter(
 USERID = OpenApiParameter("userid", USERID_SCHEMA, OpenApiParameter.PATH, description="The user's id")
 
 
+FORBIDDEN_READ = "Only your own purchases, or any user's with the purchases:read-all scope"
+UNAUTHORIZED = "No bearer token, or one that fails verification (see WWW-Authenticate)"
+
+
 def user_purchases_schema(*, unavailable: str, **more: OpenApiResponse):
     """The read endpoint's documentation, the same on both services but for its failures."""
     return extend_schema(
@@ -53,6 +57,8 @@ def user_purchases_schema(*, unavailable: str, **more: OpenApiResponse):
         responses={
             200: UserPurchasesOutput,
             400: error("Bad parameters"),
+            401: error(UNAUTHORIZED),
+            403: error(FORBIDDEN_READ),
             404: error("No such path"),
             503: error(unavailable),
             **{int(status.removeprefix("status_")): response for status, response in more.items()},

@@ -109,6 +109,8 @@ AUTH_ISSUER = env.str("AUTH_ISSUER", default="")
 AUTH_AUDIENCE = env.str("AUTH_AUDIENCE", default="purchases")
 AUTH_JWKS_URL = env.str("AUTH_JWKS_URL", default="")
 AUTH_USERID_CLAIM = env.str("AUTH_USERID_CLAIM", default="sub")
+# An unknown key id refetches the JWKS at most this often (a rotated key is picked up then).
+AUTH_JWKS_REFETCH_S = env.float("AUTH_JWKS_REFETCH_S", default=60.0)
 
 # Kafka (storefront and consumer).
 KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="kafka:9092")

@@ -61,7 +61,7 @@ def verifier() -> TokenVerifier:
                 _verifier = TokenVerifier(
                     issuer=settings.AUTH_ISSUER,
                     audience=settings.AUTH_AUDIENCE,
-                    jwks=Jwks(settings.AUTH_JWKS_URL),
+                    jwks=Jwks(settings.AUTH_JWKS_URL, refetch_interval_s=settings.AUTH_JWKS_REFETCH_S),
                     userid_claim=settings.AUTH_USERID_CLAIM,
                 )
             current = _verifier

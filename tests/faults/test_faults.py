@@ -24,11 +24,16 @@ pytestmark = pytest.mark.slow
 
 
 def post(stack, body, timeout=10, headers=None):
+    """POST /buy as the customer the body names, with a token of the stack's issuer."""
     request = urllib.request.Request(
         f"{stack.storefront_url}/buy",
         data=json.dumps(body).encode(),
         method="POST",
-        headers={"Content-Type": "application/json", **(headers or {})},
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {stack.issuer.token(body['userid'])}",
+            **(headers or {}),
+        },
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -227,6 +227,13 @@ def roles(image, manifests, infra, auth, tmp_path_factory, request) -> dict[str,
 # --- the image against the manifests --------------------------------------------------------
 
 
+def test_dockerfile_base_defaults_to_the_official_tagged_image():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", dockerfile, re.M)
+    froms = re.findall(r"^FROM (\S+)", dockerfile, re.M)
+    assert froms and set(froms) == {"${BASE_IMAGE}"}, froms
+
+
 def test_image_is_what_the_manifests_assume(image, manifests):
     exposed = {int(p.split("/")[0]) for p in image.config.get("ExposedPorts", {})}
     for name in ROLES:

@@ -19,6 +19,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.procs import descendants
+
 WRAPPER = r"""
 set -eu
 image=$1 root=$2 workdir=$3 user=$4 tmp_size=$5
@@ -128,21 +130,7 @@ def _podman(*args: str) -> str:
 
 def process_tree(pid: int) -> list[int]:
     """pid and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(children.get(current, []))
-    return tree
+    return [pid, *descendants(pid)]
 
 
 def status(pid: int) -> dict[str, str]:

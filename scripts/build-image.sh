@@ -5,7 +5,7 @@
 # image is built on a stand-in made from Debian bookworm's own packages (debootstrap), and
 # the output says so loudly: Debian's Python 3.11 lives under /usr, the official image's under
 # /usr/local, so such an image proves the Dockerfile and the roles, not a release. The
-# stand-in's root filesystem is cached in .local/image/ (a few hundred MB); the first run
+# stand-in's root filesystem is cached in .local/image/ (about 200 MB); the first run
 # builds it (about a minute) and prints what it cost.
 #
 #   IMAGE_BASE=auto (default) | official | standin

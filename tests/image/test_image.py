@@ -344,21 +344,27 @@ def test_nothing_is_written_outside_tmp(roles, image, manifests, request):
         limit = next(v["emptyDir"]["sizeLimit"] for v in pod["volumes"] if v["name"] == "tmp")
         assert used < int(limit.removesuffix("Mi")) * 2**20 / 2, f"{role.name}: {used} bytes in /tmp"
         say(request, f"{role.name} wrote {len(files)} files, {used // 1024} KiB, in /tmp (limit {limit})")
-    # Not even root can write to the image's filesystem as it is mounted for the roles.
+    # Not even root can write to the image's filesystem as it is mounted for the roles, nor
+    # to a volume (the way Auth.volumes reach the web roles).
+    workdir = Path(roles["storefront"].proc.log).parent
+    volume = workdir / "probe-volume"
+    volume.mkdir(exist_ok=True)
+    (volume / "given.txt").write_text("from the host")
     probe = (
         "import errno\n"
-        "for d in ('/', '/app', '/app/staticfiles', '/opt/venv', '/etc', '/var', '/usr/local'):\n"
+        "dirs = ('/', '/app', '/app/staticfiles', '/opt/venv', '/etc', '/var', '/usr/local', '/tmp/vol')\n"
+        "for d in dirs:\n"
         "    try:\n"
         "        open(d + '/probe', 'w')\n"
         "        print('written', d)\n"
         "    except OSError as e:\n"
         "        assert e.errno == errno.EROFS, (d, e)\n"
+        "assert open('/tmp/vol/given.txt').read() == 'from the host'\n"
         "open('/tmp/probe', 'w').write('x')\n"
         "print('ok')\n"
     )
-    mountpoint = Path(roles["storefront"].proc.log).parent / "probe-root"
     result = subprocess.run(
-        image.command(["python", "-c", probe], mountpoint, user="root"),
+        image.command(["python", "-c", probe], workdir / "probe-root", user="root", volumes={"vol": volume}),
         env=image.env,
         capture_output=True,
         text=True,

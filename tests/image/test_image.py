@@ -147,8 +147,11 @@ def local_overrides(infra: Stack, role: str) -> dict[str, str]:
     return env
 
 
-def pod_env(image: Image, manifests: list[dict], role: str, secret_values: dict[str, str]) -> dict[str, str]:
-    """The environment Kubernetes gives the role's container: image ENV, envFrom, env."""
+def pod_env(
+    image: Image, manifests: list[dict], role: str, secret_values: dict[str, str], overrides: dict[str, str]
+) -> dict[str, str]:
+    """The environment Kubernetes gives the role's container (image ENV, envFrom, env), with
+    overrides last; a variable that is overridden need not be resolvable here."""
     container = container_of(manifests, role)
     config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in manifests if d["kind"] == "ConfigMap"}
     uid = int(image.user.split(":")[0])
@@ -157,6 +160,8 @@ def pod_env(image: Image, manifests: list[dict], role: str, secret_values: dict[
         assert set(source) == {"configMapRef"}, f"{role}: envFrom {source} is not supported here"
         env.update(config_maps[source["configMapRef"]["name"]])
     for var in container.get("env", []):
+        if var["name"] in overrides:
+            continue
         if "value" in var:
             env[var["name"]] = var["value"]
             continue
@@ -169,7 +174,7 @@ def pod_env(image: Image, manifests: list[dict], role: str, secret_values: dict[
             env[var["name"]] = config_maps[ref["configMapKeyRef"]["name"]][ref["configMapKeyRef"]["key"]]
         else:
             raise AssertionError(f"{role}: env {var['name']} from {ref} is not supported here")
-    return env
+    return env | overrides
 
 
 @dataclass
@@ -201,11 +206,10 @@ def roles(image, manifests, infra, auth, tmp_path_factory, request) -> dict[str,
     try:
         for name in ROLES:
             container = container_of(manifests, name)
-            env = pod_env(image, manifests, name, secret_values) | local_overrides(infra, name)
-            web = "SERVICE_ROLE" in env
+            web = ROLES[name][1] is not None  # storefront and ledger
+            overrides = local_overrides(infra, name) | (auth.env if web else {})
+            env = pod_env(image, manifests, name, secret_values, overrides)
             volumes = auth.volumes if web else {}
-            if web:
-                env |= auth.env
             cmd = image.command(container["command"], mountpoints / name, volumes=volumes)
             proc = infra.spawn(name, cmd, env=env, stop_grace=60)
             started[name] = Role(name, proc, container, env, volumes, mountpoints / name)

@@ -8,7 +8,8 @@ had_prometheus=$(command -v prometheus || true)
 # prometheus: promtool and a real server for the observability tests (no recommends: they
 # would bring node-exporter onto port 9100, the consumer's metrics port). chromium: the
 # browser tests (Playwright never downloads a browser), with a font for the screenshots.
-./scripts/debian-packages.sh prometheus chromium fonts-dejavu-core
+# podman and debootstrap: the image test builds the image (tests/image, scripts/build-image.sh).
+./scripts/debian-packages.sh prometheus chromium fonts-dejavu-core podman debootstrap
 if [ -z "$had_prometheus" ]; then
   # The package starts a Prometheus server of its own; the tests start theirs.
   systemctl disable --now prometheus >/dev/null 2>&1 || pkill -x prometheus || true

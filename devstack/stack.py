@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The Kafka clients made here (topics, checks) take their configuration from the settings.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purchases_project.settings")
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 

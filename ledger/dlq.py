@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from ledger.dead_letters import replayed_headers
+from purchases_project import kafka_config
 from purchases_project.events import InvalidPurchase, PurchaseEvent
 
 logger = logging.getLogger(__name__)
@@ -34,36 +36,16 @@ class DeadLetterReplayer:
     def __init__(
         self,
         *,
-        bootstrap_servers: str,
         dlq_topic: str,
         topic: str,
         group: str = REPLAY_GROUP,
         idle_timeout_s: float = 5.0,
         max_messages: int = 1_000_000,
-        extra: dict | None = None,
     ):
         self.dlq_topic, self.topic = dlq_topic, topic
         self.idle_timeout_s, self.max_messages = idle_timeout_s, max_messages
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "logger": logger,
-                "group.id": group,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                **(extra or {}),
-            }
-        )
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "logger": logger,
-                "acks": "all",
-                "enable.idempotence": True,
-                "partitioner": "murmur2_random",
-                "allow.auto.create.topics": False,
-            }
-        )
+        self._consumer = Consumer(kafka_config.consumer(group=group))
+        self._producer = Producer(kafka_config.producer())
 
     def run(self) -> ReplayResult:
         result = ReplayResult()
@@ -101,12 +83,8 @@ class DeadLetterReplayer:
                     extra={"partition": partition, "offset": message.offset()},
                 )
                 continue
-            headers = [(k, v) for k, v in (message.headers() or []) if not k.startswith("dlq-")]
             self._producer.produce(
-                self.topic,
-                key=message.key(),
-                value=message.value(),
-                headers=[*headers, ("dlq-replayed-from", f"{partition}:{message.offset()}".encode())],
+                self.topic, key=message.key(), value=message.value(), headers=replayed_headers(message)
             )
             result.replayed += 1
             if partition not in result.first_left:

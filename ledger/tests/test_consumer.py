@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from ledger import db, selectors
-from ledger.consumer import ConsumerSettings, PurchaseConsumer, TooManyInvalidEvents
+from ledger.consumer import TooManyInvalidEvents, purchase_consumer
 from ledger.tests.helpers import summaries_match_purchases
 from purchases_project.events import PurchaseEvent
 from purchases_project.topics import topics_ensure
@@ -21,22 +21,23 @@ def topic(live_settings):
     return name
 
 
-def settings_for(live_settings, topic, **overrides) -> ConsumerSettings:
-    return ConsumerSettings.from_django(
-        topic=topic,
-        group=f"g-{topic}",
-        dlq_topic=f"{topic}.dlq",
-        session_timeout_ms=2000,
-        heartbeat_interval_ms=500,
-        poll_timeout_s=0.2,
+def settings_for(live_settings, topic, **overrides) -> dict:
+    """Arguments for `purchase_consumer`: a group and dead-letter topic of the test's own."""
+    return {
+        "topic": topic,
+        "group": f"g-{topic}",
+        "dlq_topic": f"{topic}.dlq",
+        "poll_timeout_s": 0.2,
+        "kafka": {"session.timeout.ms": 2000, "heartbeat.interval.ms": 500, "max.poll.interval.ms": 6000},
         **overrides,
-    )
+    }
 
 
-def produce(bootstrap, topic, values, headers=None):
+def produce(bootstrap, topic, values, headers=None, partition=None):
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
     for key, value in values:
-        producer.produce(topic, key=key, value=value, headers=headers)
+        extra = {} if partition is None else {"partition": partition}
+        producer.produce(topic, key=key, value=value, headers=headers, **extra)
         producer.flush(10)  # one record per batch: the broker's end offsets stay exact
     assert producer.flush(10) == 0
 
@@ -50,7 +51,7 @@ class Running:
     """A PurchaseConsumer on a thread; `wait_for` polls a condition while it runs."""
 
     def __init__(self, config):
-        self.consumer = PurchaseConsumer(config)
+        self.consumer = purchase_consumer(**config)
         self.error = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -68,6 +69,7 @@ class Running:
 
 
 def committed(bootstrap, group, topic, partition=0) -> int:
+    """The group's committed offset (negative: none yet)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
         [tp] = consumer.committed([TopicPartition(topic, partition)], timeout=10)
@@ -162,16 +164,18 @@ def test_a_long_run_of_invalid_events_stops_the_consumer_where_the_run_began(liv
     assert selectors.user_summary_get(userid=userid)[0] == 1
     assert len(dead_letters(bootstrap, f"{topic}.dlq", 3)) == 3
 
-    # A restart stops again at the same place: no crash loop that dead-letters the topic.
-    again = Running(config)
-    again.thread.join(30)
-    assert isinstance(again.error, TooManyInvalidEvents)
-    assert committed(bootstrap, f"g-{topic}", topic) == 1
-    assert len(dead_letters(bootstrap, f"{topic}.dlq", 7, timeout=3)) == 6
+    # A restart stops again at the same place and dead-letters none of the run again:
+    # no crash loop that fills the dead-letter topic with copies.
+    for _ in range(2):
+        again = Running(config)
+        again.thread.join(30)
+        assert isinstance(again.error, TooManyInvalidEvents)
+        assert committed(bootstrap, f"g-{topic}", topic) == 1
+    assert len(dead_letters(bootstrap, f"{topic}.dlq", 4, timeout=3)) == 3
 
 
 def test_lag_is_reported_per_partition_and_drops_to_zero(live_settings, topic, userid):
-    from ledger.consumer import LAG
+    from purchases_project.kafka_engine import LAG
 
     bootstrap = live_settings.KAFKA_BOOTSTRAP_SERVERS
     produce(bootstrap, topic, [good(userid)[1] for _ in range(3)])

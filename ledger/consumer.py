@@ -19,13 +19,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaException, Message, Producer
+from confluent_kafka import Message
 from django.conf import settings
 from prometheus_client import Counter, Histogram
 from pymongo.errors import PyMongoError
 
 from ledger import db, selectors, services
-from ledger.dead_letters import dead_letter_headers, request_id_of
+from ledger.dead_letters import DeadLetter, DeadLetterSender, DeadLetterUnavailable, request_id_of
 from ledger.documents import DeadLetterMark
 from purchases_project import kafka_config
 from purchases_project.events import InvalidPurchase, PurchaseEvent
@@ -43,26 +43,10 @@ PROCESSING_SECONDS = Histogram(
     "Time from an event's batch arriving to the event being durably handled",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
-DEAD_LETTER_FAILURES = Counter(
-    "kafka_dead_letter_failures_total", "Attempts to dead-letter events that the dead-letter topic refused"
-)
 
 
 class TooManyInvalidEvents(Exception):
     """A run of invalid events longer than the cap: something upstream is broken."""
-
-
-class DeadLetterUnavailable(Exception):
-    """The dead-letter topic did not acknowledge; the batch is held, nothing is dropped."""
-
-
-@dataclass
-class DeadLetter:
-    message: Message
-    reason: str
-    delivered: bool = False
-    in_flight: bool = False
-    before: bool = False  # dead-lettered by an earlier process (below the partition's mark)
 
 
 @dataclass
@@ -80,18 +64,16 @@ class PurchaseBatches:
 
     def __init__(self, *, group: str, dlq_topic: str, dlq_max_consecutive: int, producer_config: dict):
         self.group, self.dlq_topic, self.cap = group, dlq_topic, dlq_max_consecutive
-        self._producer_config = producer_config
-        self._producer: Producer | None = None
+        self._sender = DeadLetterSender(topic=dlq_topic, producer_config=producer_config)
         self._runs: dict[Partition, list[int]] = {}  # partition -> [first offset, length] of its open run
         self._marks: dict[Partition, int] = {}  # partition -> next offset not yet dead-lettered
 
     def open(self) -> None:
         db.connect()
-        self._producer = Producer(self._producer_config)
+        self._sender.open()
 
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.flush(5)
+        self._sender.close()
         db.close()
 
     def partitions_revoked(self, partitions: list[Partition]) -> None:
@@ -159,44 +141,7 @@ class PurchaseBatches:
             waiting.append(letter)
             if partition in self._runs:  # still open after this batch: remember how far it went
                 batch.marks[partition] = max(batch.marks.get(partition) or 0, message.offset() + 1)
-        if not waiting:
-            return
-        errors = []
-
-        def delivered(letter: DeadLetter):
-            def report(err, msg):
-                letter.in_flight = False
-                if err is None:
-                    letter.delivered = True
-                else:
-                    errors.append(err)
-
-            return report
-
-        try:
-            for letter in waiting:
-                if letter.in_flight:  # sent by an earlier attempt, not reported yet: never twice
-                    continue
-                self._producer.produce(
-                    self.dlq_topic,
-                    key=letter.message.key(),
-                    value=letter.message.value(),
-                    headers=dead_letter_headers(letter.message, letter.reason),
-                    on_delivery=delivered(letter),
-                )
-                letter.in_flight = True
-        except (BufferError, KafkaException) as exc:
-            errors.append(exc)
-        self._producer.flush(max(deadline - time.monotonic(), 0))
-        if any(not letter.delivered for letter in waiting):
-            DEAD_LETTER_FAILURES.inc()
-            logger.error(
-                "could not dead-letter %d events to %s (is the topic there?), holding the batch: %s",
-                sum(not letter.delivered for letter in waiting),
-                self.dlq_topic,
-                errors[0] if errors else "not acknowledged in time",
-            )
-            raise DeadLetterUnavailable(f"{self.dlq_topic} did not acknowledge the dead letters")
+        self._sender.send(waiting, deadline)
 
     def finish(self, batch: Batch, started: float) -> Handled:
         result = batch.result

@@ -13,8 +13,8 @@ the batch in hand, then leave; while holding, give up after
 `shutdown_timeout_s` and raise `ShutdownTimeout` without committing). `finally`
 closes the handler and the consumer, which leaves the group at once.
 
-Liveness: the loop touches `liveness_file` (at most once a second) every time it
-polls, holding included; a frozen loop leaves the file to age.
+Liveness: the loop touches `liveness_file` (at most once a second) whenever it
+polls, holding included; a frozen loop leaves the file to age. Decision: 0008.
 """
 
 from __future__ import annotations
@@ -174,12 +174,7 @@ class Engine:
             self._liveness.touch()
 
     def _next_batch(self) -> list[Message]:
-        """Wait for one message, then take what arrives within `batch_wait_s`, up to the batch size.
-
-        A plain consume(batch_size, timeout) would hold a lone purchase until the batch
-        filled or the timeout ran out; this bounds the added delay while a busy topic
-        still gives full batches.
-        """
+        """One message, then what arrives within `batch_wait_s` (a lone event waits no longer)."""
         first = self._consume(1, self.config.poll_timeout_s)
         if first and self.config.batch_size > 1:
             first += self._consume(self.config.batch_size - 1, self.config.batch_wait_s)

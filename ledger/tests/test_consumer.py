@@ -197,3 +197,91 @@ def _has_lag_series(topic) -> bool:
         if metric.name == "kafka_consumer_lag"
         for sample in metric.samples
     )
+
+
+@pytest.fixture
+def two_partitions(live_settings):
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    topics_ensure(bootstrap_servers=live_settings.KAFKA_BOOTSTRAP_SERVERS, topics={name: 2, f"{name}.dlq": 1})
+    return name
+
+
+def test_runs_of_invalid_events_are_counted_per_partition(live_settings, two_partitions, userid):
+    # Valid events on partition 1 arrive between the invalid ones on partition 0: they
+    # must not end partition 0's run, however the partitions interleave.
+    bootstrap, topic = live_settings.KAFKA_BOOTSTRAP_SERVERS, two_partitions
+    for _ in range(4):
+        produce(bootstrap, topic, [(b"k", b"garbage")], partition=0)
+        produce(bootstrap, topic, [good(userid)[1]], partition=1)
+    running = Running(settings_for(live_settings, topic, dlq_max_consecutive=3, batch_size=1))
+    running.thread.join(30)
+    assert isinstance(running.error, TooManyInvalidEvents)
+    assert committed(bootstrap, f"g-{topic}", topic, partition=0) == 0
+    assert len(dead_letters(bootstrap, f"{topic}.dlq", 4, timeout=3)) == 3
+
+
+def test_a_missing_dead_letter_topic_holds_the_batch_loudly_and_drops_nothing(live_settings, userid, caplog):
+    from ledger.dead_letters import FAILURES as DEAD_LETTER_FAILURES
+
+    bootstrap = live_settings.KAFKA_BOOTSTRAP_SERVERS
+    topic = f"t-{uuid.uuid4().hex[:10]}"
+    topics_ensure(bootstrap_servers=bootstrap, topics={topic: 1})  # no dead-letter topic
+    produce(bootstrap, topic, [good(userid)[1], (b"k", b"garbage"), good(userid)[1]])
+    failures_before = DEAD_LETTER_FAILURES._value.get()
+    running = Running(settings_for(live_settings, topic))
+    try:
+        wait_for(lambda: DEAD_LETTER_FAILURES._value.get() >= failures_before + 2)
+        assert running.thread.is_alive() and running.error is None
+        assert committed(bootstrap, f"g-{topic}", topic) <= 1  # never past the invalid event
+        assert any(
+            r.levelname == "ERROR" and "could not dead-letter" in r.getMessage() for r in caplog.records
+        )
+
+        topics_ensure(bootstrap_servers=bootstrap, topics={f"{topic}.dlq": 1})
+        wait_for(lambda: committed(bootstrap, f"g-{topic}", topic) == 3, timeout=60)
+    finally:
+        running.stop()
+    assert [m.value() for m in dead_letters(bootstrap, f"{topic}.dlq", 1)] == [b"garbage"]
+    assert selectors.user_summary_get(userid=userid)[0] == 2
+
+
+def test_the_liveness_file_goes_stale_when_the_loop_freezes_while_metrics_still_answer(
+    live_settings, topic, userid, tmp_path, monkeypatch
+):
+    import time
+    import urllib.request
+
+    from prometheus_client import start_http_server
+
+    from devstack.stack import free_port
+    from ledger import services
+
+    alive = tmp_path / "alive"
+    release = threading.Event()
+    record = services.purchases_record
+
+    def frozen(**kwargs):  # a driver call that never returns, whatever its timeout says
+        release.wait(60)
+        return record(**kwargs)
+
+    monkeypatch.setattr(services, "purchases_record", frozen)
+    port = free_port()
+    server, _ = start_http_server(port, addr="127.0.0.1")
+    running = Running(settings_for(live_settings, topic, liveness_file=str(alive)))
+    try:
+        wait_for(alive.exists)
+        first = alive.stat().st_mtime
+        wait_for(lambda: alive.stat().st_mtime > first, timeout=5)  # idle, the loop keeps touching it
+
+        produce(live_settings.KAFKA_BOOTSTRAP_SERVERS, topic, [good(userid)[1]])
+        wait_for(lambda: time.time() - alive.stat().st_mtime > 6, timeout=30)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            assert response.status == 200 and b"kafka_consumer_lag" in response.read()
+
+        release.set()
+        wait_for(lambda: time.time() - alive.stat().st_mtime < 2, timeout=10)
+        wait_for(lambda: selectors.user_summary_get(userid=userid)[0] == 1)
+    finally:
+        release.set()
+        running.stop()
+        server.shutdown()

@@ -23,6 +23,7 @@ from purchases_project.events import InvalidPurchase, PurchaseEvent
 logger = logging.getLogger(__name__)
 
 REPLAY_GROUP = "purchase-dlq-replay"
+JOIN_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -50,10 +51,23 @@ class DeadLetterReplayer:
     def run(self) -> ReplayResult:
         result = ReplayResult()
         seen = 0
+        idle_since = 0.0
         try:
-            self._consumer.subscribe([self.dlq_topic])
-            idle_since = time.monotonic()
-            while seen < self.max_messages and time.monotonic() - idle_since < self.idle_timeout_s:
+            assigned: list[float] = []
+            self._consumer.subscribe(
+                [self.dlq_topic], on_assign=lambda c, ps: assigned.append(time.monotonic())
+            )
+            started = time.monotonic()
+            while seen < self.max_messages:
+                # Idle time counts from the group's assignment, so a slow join (a busy
+                # machine, a rebalance) is never taken for an empty dead-letter topic.
+                if not assigned:
+                    if time.monotonic() - started > JOIN_TIMEOUT_S:
+                        raise KafkaException(
+                            f"no partitions of {self.dlq_topic} assigned in {JOIN_TIMEOUT_S:.0f}s"
+                        )
+                elif time.monotonic() - max(assigned[0], idle_since) >= self.idle_timeout_s:
+                    break
                 messages = self._consumer.consume(
                     num_messages=min(500, self.max_messages - seen), timeout=0.5
                 )

@@ -3,11 +3,12 @@
 Lifecycle: `DeadLetterReplayer.run()` joins its own consumer group
 (`purchase-dlq-replay`), reads the dead-letter topic from where it last
 stopped until nothing new arrives for `idle_timeout_s` (counted from the
-group's assignment), re-validates each event, re-publishes the valid ones to the purchase topic with their original
-key and headers, and leaves the still-invalid ones. Per partition it commits
-only the events it handled: up to the first event it had to leave, so a later
-run, after a further fix, sees that one again. Re-publishing is safe because
-the consumer dedupes on `purchase_id`. `finally` closes both clients.
+group's assignment), re-validates each event, re-publishes the valid ones to
+the purchase topic with their original key and headers, and leaves the
+still-invalid ones. Per partition it commits only the events it handled: up
+to the first event it had to leave, so a later run, after a further fix, sees
+that one again. Re-publishing is safe because the consumer dedupes on
+`purchase_id`. `finally` closes both clients.
 """
 
 import logging

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,9 +50,7 @@ POLL_GAP = Gauge(
     "kafka_consumer_max_poll_gap_seconds",
     "Longest time this process went without polling the broker (max.poll.interval.ms bounds it)",
 )
-
-
-LIVENESS_BUDGET_S = 4.0
+LIVENESS_BUDGET_S = 4.0  # an attempt's ceiling: the loop must poll (and touch its file) every 5 s
 
 
 class ShutdownTimeout(Exception):
@@ -91,7 +89,6 @@ class EngineSettings:
     backoff_max_s: float = 5.0
     statistics_interval_ms: int = 1000
     liveness_file: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def attempt_budget_s(self) -> float:
@@ -145,7 +142,6 @@ class Engine:
                 "statistics.interval.ms": self.config.statistics_interval_ms,
                 "stats_cb": self._on_stats,
                 "error_cb": self._log_kafka_error,
-                **self.config.extra,
             }
         )
         self._consumer.subscribe(

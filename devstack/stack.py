@@ -24,6 +24,8 @@ from pathlib import Path
 from purchases_project.local_issuer import LocalIssuer
 
 ROOT = Path(__file__).resolve().parent.parent
+# The Kafka clients made here (topics, checks) take their configuration from the settings.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purchases_project.settings")
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 

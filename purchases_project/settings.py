@@ -131,9 +131,19 @@ KAFKA_MAX_POLL_INTERVAL_MS = env.int("KAFKA_MAX_POLL_INTERVAL_MS", default=30000
 KAFKA_LINGER_MS = env.int("KAFKA_LINGER_MS", default=2)
 # How long POST /buy waits for the broker's acknowledgement before answering 503.
 KAFKA_PUBLISH_TIMEOUT_S = env.float("KAFKA_PUBLISH_TIMEOUT_S", default=1.5)
+# Security for every Kafka client (purchases_project/kafka_config.py): PLAINTEXT, SSL,
+# SASL_PLAINTEXT or SASL_SSL; the SASL and TLS values apply when set.
+KAFKA_SECURITY_PROTOCOL = env.str("KAFKA_SECURITY_PROTOCOL", default="PLAINTEXT")
+KAFKA_SASL_MECHANISM = env.str("KAFKA_SASL_MECHANISM", default="")
+KAFKA_SASL_USERNAME = env.str("KAFKA_SASL_USERNAME", default="")
+KAFKA_SASL_PASSWORD = env.str("KAFKA_SASL_PASSWORD", default="")
+KAFKA_SSL_CA_LOCATION = env.str("KAFKA_SSL_CA_LOCATION", default="")
 # How long a consumer's warm shutdown may wait for an unreachable database
 # (keep it below the pod's termination grace period).
 CONSUMER_SHUTDOWN_TIMEOUT_S = env.float("CONSUMER_SHUTDOWN_TIMEOUT_S", default=20.0)
+# A file the consumer's loop touches at least every 5 s while it runs (also while it holds
+# a batch through a database outage); a liveness probe checks its age. Empty: no file.
+CONSUMER_LIVENESS_FILE = env.str("CONSUMER_LIVENESS_FILE", default="")
 
 # The ledger, as the storefront sees it.
 LEDGER_API_URL = env.str("LEDGER_API_URL", default="http://ledger:5001")
@@ -147,6 +157,8 @@ MONGODB_COLLECTION = env.str("MONGODB_COLLECTION", default="purchases")
 MONGODB_TIMEOUT_MS = env.int("MONGODB_TIMEOUT_MS", default=2000)
 
 METRICS_PORT = env.int("METRICS_PORT", default=9100)
+# The address every process listens on (its public port, if any, and /metrics).
+BIND_ADDRESS = env.str("BIND_ADDRESS", default="0.0.0.0")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # "json" for one JSON object a line (production), "text" for people at a terminal.

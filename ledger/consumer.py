@@ -57,6 +57,12 @@ class Batch:
     capped: set[Partition] = field(default_factory=set)
     marks: dict[Partition, int | None] = field(default_factory=dict)
     result: services.RecordResult | None = None
+    written: set[str] = field(default_factory=set)  # purchase_ids an earlier attempt wrote
+    stored: set[str] = field(default_factory=set)  # of those, the ones that were new
+
+
+MAX_CHUNK = 1000
+MIN_CHUNK = 25
 
 
 class PurchaseBatches:
@@ -67,6 +73,7 @@ class PurchaseBatches:
         self._sender = DeadLetterSender(topic=dlq_topic, producer_config=producer_config)
         self._runs: dict[Partition, list[int]] = {}  # partition -> [first offset, length] of its open run
         self._marks: dict[Partition, int] = {}  # partition -> next offset not yet dead-lettered
+        self._chunk = MAX_CHUNK  # events per transaction: halved when one outlives its budget
 
     def open(self) -> None:
         db.connect()
@@ -111,10 +118,28 @@ class PurchaseBatches:
         self._load_marks(batch, budget_s)
         self._dead_letter(batch, deadline)
         keys = {DeadLetterMark.key_for(self.group, *p): offset for p, offset in batch.marks.items()}
-        batch.result = services.purchases_record(
-            events=[event for event, _ in batch.events],
-            dead_letter_marks=keys,
-            timeout_s=max(deadline - time.monotonic(), 0.001),
+        left = [event for event, _ in batch.events if event.purchase_id not in batch.written]
+        # Transactions of at most `_chunk` events, each whole on its own (purchases and their
+        # summary increments); the dead-letter marks go with the last. A transaction that
+        # outlives the attempt's budget (a slow database) halves the size for the retry, so a
+        # held batch makes progress instead of timing out whole again and again.
+        chunks = [left[i : i + self._chunk] for i in range(0, len(left), self._chunk)] or [[]]
+        for number, chunk in enumerate(chunks, 1):
+            try:
+                result = services.purchases_record(
+                    events=chunk,
+                    dead_letter_marks=keys if number == len(chunks) else None,
+                    timeout_s=max(deadline - time.monotonic(), 0.001),
+                )
+            except PyMongoError as exc:
+                if exc.timeout:
+                    self._chunk = max(MIN_CHUNK, self._chunk // 2)
+                raise
+            batch.written.update(event.purchase_id for event in chunk)
+            batch.stored.update(result.stored_ids)
+        self._chunk = min(MAX_CHUNK, self._chunk * 2)
+        batch.result = services.RecordResult(
+            stored_ids=frozenset(batch.stored), duplicates=len(batch.events) - len(batch.stored)
         )
         for partition, offset in batch.marks.items():
             if offset is None:

@@ -1,18 +1,24 @@
 """Writes: store a batch of purchase events exactly once, with the users' summaries."""
 
+import logging
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
 import pymongo
 from bson.decimal128 import Decimal128
 from pymongo import DeleteOne, ReplaceOne, UpdateOne
+from pymongo.errors import PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from ledger import db
 from ledger.documents import DeadLetterMark, Purchase, UserSummary
 from purchases_project.events import PurchaseEvent
+
+ABORT_TIMEOUT_S = 2.0
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,9 +72,12 @@ def purchases_record(
     client = db.connect()
     purchases = Purchase._get_collection()
     new: list[PurchaseEvent] = []
-    with pymongo.timeout(timeout_s), client.start_session() as session:
-        with session.start_transaction(
-            read_concern=ReadConcern("snapshot"), write_concern=WriteConcern("majority")
+    with client.start_session() as session, _session_ended_on_the_server_on_failure(client, session):
+        with (
+            pymongo.timeout(timeout_s),
+            session.start_transaction(
+                read_concern=ReadConcern("snapshot"), write_concern=WriteConcern("majority")
+            ),
         ):
             if documents:
                 existing = {
@@ -90,6 +99,27 @@ def purchases_record(
     return RecordResult(
         stored_ids=frozenset(event.purchase_id for event in new), duplicates=len(events) - len(new)
     )
+
+
+@contextmanager
+def _session_ended_on_the_server_on_failure(client, session):
+    """Kill the session on the server when an attempt fails.
+
+    A failed attempt (its time budget spent, say) can leave its transaction open on the
+    server: pymongo's own abort runs inside the spent budget and is never sent. The open
+    transaction holds the summaries it touched, so every retry of the batch fails on a
+    write conflict until the server's transaction lifetime (60 s) ends. killSessions
+    aborts it at once, with a budget of its own.
+    """
+    try:
+        yield
+    except BaseException:
+        try:
+            with pymongo.timeout(ABORT_TIMEOUT_S):
+                client.admin.command("killSessions", [session.session_id])
+        except PyMongoError as exc:
+            logger.warning("could not end a failed transaction's session: %s", exc)
+        raise
 
 
 def _summaries_add(new: list[PurchaseEvent], session) -> None:

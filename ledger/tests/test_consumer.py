@@ -6,9 +6,11 @@ from decimal import Decimal
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from pymongo.errors import PyMongoError
 
 from ledger import db, selectors
-from ledger.consumer import TooManyInvalidEvents, purchase_consumer
+from ledger.consumer import Batch, PurchaseBatches, TooManyInvalidEvents, purchase_consumer
+from ledger.services import RecordResult
 from ledger.tests.helpers import summaries_match_purchases
 from purchases_project.events import PurchaseEvent
 from purchases_project.topics import topics_ensure
@@ -285,3 +287,29 @@ def test_the_liveness_file_goes_stale_when_the_loop_freezes_while_metrics_still_
         release.set()
         running.stop()
         server.shutdown()
+
+
+def test_a_batch_too_slow_for_one_transaction_is_written_in_smaller_ones(live_settings, userid):
+    """A transaction that outlives the attempt's budget halves the next attempt's transactions;
+    what an earlier attempt wrote is neither written nor counted again."""
+    handler = PurchaseBatches(
+        group="g-chunks",
+        dlq_topic="unused.dlq",
+        dlq_max_consecutive=100,
+        producer_config={"bootstrap.servers": live_settings.KAFKA_BOOTSTRAP_SERVERS},
+    )
+    events = [PurchaseEvent.new(username="c", userid=userid, price=Decimal("1.00")) for _ in range(6)]
+    batch = Batch(events=[(event, None) for event in events])
+    handler.open()
+    try:
+        size = handler._chunk
+        with pytest.raises(PyMongoError):
+            handler.write(batch, budget_s=0.000001)  # no transaction fits in this budget
+        assert handler._chunk == size // 2
+        handler._chunk = 4  # six events: two transactions
+        handler.write(batch, budget_s=10)
+    finally:
+        handler.close()
+    assert batch.result == RecordResult(stored_ids=frozenset(e.purchase_id for e in events), duplicates=0)
+    assert handler._chunk == 8
+    assert selectors.user_summary_get(userid=userid) == (6, Decimal("6.00"))

@@ -5,7 +5,7 @@ rules that check them (`purchases_project.paging`, `purchases_project.rules`).""
 
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import serializers
 
 from purchases_project.paging import PageParams
@@ -73,5 +73,6 @@ def docs_urlpatterns(*, title: str, description: str, hooks: tuple[str, ...] = (
         custom["POSTPROCESSING_HOOKS"] = ["drf_spectacular.hooks.postprocess_schema_enums", *hooks]
     return [
         path("api/schema/", SpectacularAPIView.as_view(custom_settings=custom), name="schema"),
-        path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+        # The split view serves its start-up script from the app, so the page needs no inline script.
+        path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     ]

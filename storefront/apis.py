@@ -135,7 +135,10 @@ class UserPurchaseListApi(APIView):
             return Response({"error": "The ledger is unavailable"}, status=503)
         if body.get("next"):
             query = urlsplit(body["next"]).query
-            body["next"] = request.build_absolute_uri(f"{request.path}?{query}")
+            page = f"{request.path}?{query}"
+            # On the public origin when one is configured, never on whatever Host was sent.
+            public = settings.PUBLIC_BASE_URL
+            body["next"] = f"{public}{page}" if public else request.build_absolute_uri(page)
         return Response(body, status=status)
 
 

@@ -3,6 +3,7 @@
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import pymongo
 from bson.decimal128 import Decimal128
@@ -113,7 +114,7 @@ def _summaries_add(new: list[PurchaseEvent], session) -> None:
 
 
 def _marks_write(marks: dict[str, int | None], session) -> None:
-    requests = []
+    requests: list[DeleteOne | ReplaceOne[Any]] = []
     for key, next_offset in marks.items():
         if next_offset is None:
             requests.append(DeleteOne({"_id": key}))

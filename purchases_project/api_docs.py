@@ -68,7 +68,7 @@ def user_purchases_schema(*, unavailable: str, **more: OpenApiResponse):
 
 def docs_urlpatterns(*, title: str, description: str, hooks: tuple[str, ...] = ()) -> list:
     """`api/schema/` (OpenAPI 3) and `api/docs/` (Swagger UI, served locally) for one service."""
-    custom = {"TITLE": title, "DESCRIPTION": description}
+    custom: dict[str, str | list[str]] = {"TITLE": title, "DESCRIPTION": description}
     if hooks:
         custom["POSTPROCESSING_HOOKS"] = ["drf_spectacular.hooks.postprocess_schema_enums", *hooks]
     return [

@@ -6,6 +6,7 @@ URLs a web process serves; management commands and tests do not need it.
 """
 
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -94,7 +95,7 @@ TEMPLATES = [
 WSGI_APPLICATION = "purchases_project.wsgi.application"
 
 # No SQL database: purchases live in MongoDB, and nothing needs migrations.
-DATABASES = {}
+DATABASES: dict[str, dict[str, Any]] = {}
 
 USE_TZ = True
 TIME_ZONE = "UTC"

@@ -14,10 +14,12 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-# production.txt includes base.txt; nothing from dev.txt goes into the image.
-COPY requirements/base.txt requirements/production.txt /tmp/requirements/
-# pip and setuptools only install; the image runs without them.
-RUN pip install --no-cache-dir -r /tmp/requirements/production.txt \
+# production.lock pins production.txt (which includes base.txt) with every package's hash;
+# nothing from dev.txt goes into the image. pip and setuptools only install: the image
+# runs without them.
+COPY requirements/pip.lock requirements/production.lock /tmp/requirements/
+RUN pip install --no-cache-dir --require-hashes -r /tmp/requirements/pip.lock \
+    && pip install --no-cache-dir --require-hashes -r /tmp/requirements/production.lock \
     && pip uninstall --yes --quiet pip setuptools
 
 # --- runtime ------------------------------------------------------------------------

@@ -5,9 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test setup setup-test image lint format clean
+.PHONY: run test setup setup-test image lint format clean lock
 
-$(VENV)/.ready: requirements/base.txt requirements/production.txt requirements/dev.txt scripts/setup.sh
+$(VENV)/.ready: requirements/pip.lock requirements/dev.lock scripts/setup.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) ./scripts/setup.sh
 
 setup: $(VENV)/.ready
@@ -45,3 +45,7 @@ BENCH_ARGS ?=
 bench: $(VENV)/.ready
 	./bench/setup.sh
 	$(PY) -m bench $(BENCH_ARGS)
+
+## lock: re-pin every dependency with its hash (requirements/*.lock) after changing requirements/*.txt
+lock: $(VENV)/.ready
+	./scripts/lock.sh

@@ -172,6 +172,7 @@ class Stack:
 
     def env(self, **overrides) -> dict[str, str]:
         """The environment every project process of this stack runs with."""
+        assert self.issuer is not None  # __post_init__ sets it
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "MONGODB_", "AUTH_"))}
         env.update(
             {

@@ -33,7 +33,7 @@ class UserPurchaseListApi(APIView):
     @user_purchases_schema(unavailable="MongoDB is unavailable")
     def get(self, request: Request, userid: str) -> Response:
         page_args = read_params_validate(userid=userid, query_params=request.query_params)
-        if not request.user.may_read(userid):
+        if not identity.principal(request).may_read(userid):
             return Response({"error": FORBIDDEN_READ}, status=403)
         try:
             count, total = selectors.user_summary_get(userid=userid)

@@ -18,6 +18,7 @@ consumer never dead-letters an event twice.
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import Message
 from django.conf import settings
@@ -29,7 +30,8 @@ from ledger.dead_letters import DeadLetter, DeadLetterSender, DeadLetterUnavaila
 from ledger.documents import DeadLetterMark
 from purchases_project import kafka_config
 from purchases_project.events import InvalidPurchase, PurchaseEvent
-from purchases_project.kafka_engine import Engine, EngineSettings, Handled, Partition
+from purchases_project.kafka_engine import Engine, EngineSettings, Handled
+from purchases_project.kafka_messages import Partition, offset_of, partition_of
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +70,9 @@ MIN_CHUNK = 25
 class PurchaseBatches:
     retryable = (PyMongoError, DeadLetterUnavailable)
 
-    def __init__(self, *, group: str, dlq_topic: str, dlq_max_consecutive: int, producer_config: dict):
+    def __init__(
+        self, *, group: str, dlq_topic: str, dlq_max_consecutive: int, producer_config: dict[str, Any]
+    ):
         self.group, self.dlq_topic, self.cap = group, dlq_topic, dlq_max_consecutive
         self._sender = DeadLetterSender(topic=dlq_topic, producer_config=producer_config)
         self._runs: dict[Partition, list[int]] = {}  # partition -> [first offset, length] of its open run
@@ -91,13 +95,13 @@ class PurchaseBatches:
     def prepare(self, messages: list[Message]) -> Batch:
         batch = Batch()
         for message in messages:
-            partition = (message.topic(), message.partition())
+            partition, offset = partition_of(message), offset_of(message)
             if partition in batch.capped:
                 continue
             try:
                 batch.events.append((PurchaseEvent.from_message(message.value()), message))
             except InvalidPurchase as exc:
-                run = self._runs.setdefault(partition, [message.offset(), 0])
+                run = self._runs.setdefault(partition, [offset, 0])
                 run[1] += 1
                 if run[1] > self.cap:
                     batch.capped.add(partition)
@@ -107,7 +111,7 @@ class PurchaseBatches:
             else:
                 if self._runs.pop(partition, None) is not None:
                     batch.marks[partition] = None
-            batch.commit[partition] = message.offset() + 1
+            batch.commit[partition] = offset + 1
         for partition, (first, _) in self._runs.items():
             if partition in batch.commit:
                 batch.commit[partition] = first  # the run may yet trip the cap: restart at its start
@@ -148,7 +152,7 @@ class PurchaseBatches:
                 self._marks[partition] = offset
 
     def _load_marks(self, batch: Batch, budget_s: float) -> None:
-        unknown = {(m.message.topic(), m.message.partition()) for m in batch.dead_letters} - set(self._marks)
+        unknown = {partition_of(m.message) for m in batch.dead_letters} - set(self._marks)
         if unknown:
             keys = {DeadLetterMark.key_for(self.group, *p): p for p in unknown}
             found = selectors.dead_letter_marks_get(keys=list(keys), timeout_s=budget_s / 4)
@@ -158,18 +162,19 @@ class PurchaseBatches:
         waiting = []
         for letter in batch.dead_letters:
             message = letter.message
-            partition = (message.topic(), message.partition())
-            if message.offset() < self._marks.get(partition, -1):
+            partition, offset = partition_of(message), offset_of(message)
+            if offset < self._marks.get(partition, -1):
                 letter.before = True
             if letter.delivered or letter.before:
                 continue
             waiting.append(letter)
             if partition in self._runs:  # still open after this batch: remember how far it went
-                batch.marks[partition] = max(batch.marks.get(partition) or 0, message.offset() + 1)
+                batch.marks[partition] = max(batch.marks.get(partition) or 0, offset + 1)
         self._sender.send(waiting, deadline)
 
     def finish(self, batch: Batch, started: float) -> Handled:
         result = batch.result
+        assert result is not None, "the engine calls finish only after write stored the batch"
         PROCESSED.labels("stored").inc(result.stored)
         PROCESSED.labels("duplicate").inc(result.duplicates)
         new_letters = [letter for letter in batch.dead_letters if not letter.before]
@@ -206,9 +211,9 @@ def purchase_consumer(
     batch_size: int | None = None,
     dlq_topic: str | None = None,
     dlq_max_consecutive: int | None = None,
-    kafka: dict | None = None,
-    **engine,
-) -> Engine:
+    kafka: dict[str, Any] | None = None,
+    **engine: Any,
+) -> Engine[PurchaseBatches]:
     """The purchase consumer from the settings; arguments (the command's options) override them."""
     group = group or settings.KAFKA_CONSUMER_GROUP
     config = EngineSettings(
@@ -221,19 +226,21 @@ def purchase_consumer(
     )
     for name, value in engine.items():
         setattr(config, name, value)
+    # A dead letter fails within one attempt's budget, so the batch is held, never dropped.
+    dead_letter_config: dict[str, Any] = {
+        "linger.ms": 5,
+        "message.timeout.ms": int(config.attempt_budget_s * 1000),
+    }
     handler = PurchaseBatches(
         group=group,
         dlq_topic=dlq_topic or settings.KAFKA_DLQ_TOPIC,
         dlq_max_consecutive=dlq_max_consecutive or settings.KAFKA_DLQ_MAX_CONSECUTIVE,
-        # A dead letter fails within one attempt's budget, so the batch is held, never dropped.
-        producer_config=kafka_config.producer(
-            **{"linger.ms": 5, "message.timeout.ms": int(config.attempt_budget_s * 1000)}
-        ),
+        producer_config=kafka_config.producer(**dead_letter_config),
     )
     return Engine(config, handler)
 
 
-def _fields(message: Message, **extra) -> dict:
+def _fields(message: Message, **extra: Any) -> dict[str, Any]:
     return {
         "request_id": request_id_of(message),
         "partition": message.partition(),

@@ -13,10 +13,14 @@ ERROR log and a count) when they do not all come, so the caller holds its batch.
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from confluent_kafka import KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import Counter
+
+from purchases_project.kafka_messages import Headers, header_pairs, offset_of, partition_of
 
 logger = logging.getLogger(__name__)
 
@@ -28,22 +32,21 @@ PREFIX = "dlq-"
 REASON = "dlq-reason"
 REPLAYED_FROM = "dlq-replayed-from"
 
-Headers = list[tuple[str, bytes]]
-
 
 def original_headers(message: Message) -> Headers:
     """The message's headers without any of this scheme's."""
-    return [(k, v) for k, v in (message.headers() or []) if not k.startswith(PREFIX)]
+    return [(k, v) for k, v in header_pairs(message) if not k.startswith(PREFIX)]
 
 
 def dead_letter_headers(message: Message, reason: str) -> Headers:
     """The original headers plus where the event came from and why it was set aside."""
+    topic, partition = partition_of(message)
     return [
         *original_headers(message),
         (REASON, reason.encode()),
-        ("dlq-topic", message.topic().encode()),
-        ("dlq-partition", str(message.partition()).encode()),
-        ("dlq-offset", str(message.offset()).encode()),
+        ("dlq-topic", topic.encode()),
+        ("dlq-partition", str(partition).encode()),
+        ("dlq-offset", str(offset_of(message)).encode()),
     ]
 
 
@@ -54,7 +57,7 @@ def replayed_headers(dead_letter: Message) -> Headers:
 
 
 def request_id_of(message: Message) -> str | None:
-    for key, value in message.headers() or []:
+    for key, value in header_pairs(message):
         if key == "x-request-id" and value:
             return value.decode(errors="replace")
     return None
@@ -74,7 +77,7 @@ class DeadLetter:
 
 
 class DeadLetterSender:
-    def __init__(self, *, topic: str, producer_config: dict):
+    def __init__(self, *, topic: str, producer_config: dict[str, Any]):
         self.topic = topic
         self._config = producer_config
         self._producer: Producer | None = None
@@ -88,10 +91,12 @@ class DeadLetterSender:
 
     def send(self, letters: list[DeadLetter], deadline: float) -> None:
         """Send the letters not yet acknowledged; raise DeadLetterUnavailable unless all are by `deadline`."""
-        errors: list = []
+        producer = self._producer
+        assert producer is not None, "open() creates the producer before any batch is sent"
+        errors: list[KafkaError | Exception] = []
 
-        def reporter(letter: DeadLetter):
-            def report(err, msg):
+        def reporter(letter: DeadLetter) -> Callable[[KafkaError | None, Message], None]:
+            def report(err: KafkaError | None, msg: Message) -> None:
                 letter.in_flight = False
                 if err is None:
                     letter.delivered = True
@@ -104,7 +109,7 @@ class DeadLetterSender:
             for letter in letters:
                 if letter.delivered or letter.in_flight:  # an earlier attempt sent it: never twice
                     continue
-                self._producer.produce(
+                producer.produce(
                     self.topic,
                     key=letter.message.key(),
                     value=letter.message.value(),
@@ -114,7 +119,7 @@ class DeadLetterSender:
                 letter.in_flight = True
         except (BufferError, KafkaException) as exc:
             errors.append(exc)
-        self._producer.flush(max(deadline - time.monotonic(), 0))
+        producer.flush(max(deadline - time.monotonic(), 0))
         missing = sum(not letter.delivered for letter in letters)
         if missing:
             FAILURES.inc()

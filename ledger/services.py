@@ -5,6 +5,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import pymongo
 from bson.decimal128 import Decimal128
@@ -143,7 +144,7 @@ def _summaries_add(new: list[PurchaseEvent], session) -> None:
 
 
 def _marks_write(marks: dict[str, int | None], session) -> None:
-    requests = []
+    requests: list[DeleteOne | ReplaceOne[Any]] = []
     for key, next_offset in marks.items():
         if next_offset is None:
             requests.append(DeleteOne({"_id": key}))

@@ -5,7 +5,7 @@ rules that check them (`purchases_project.paging`, `purchases_project.rules`).""
 
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import serializers
 
 from purchases_project.paging import PageParams
@@ -68,10 +68,11 @@ def user_purchases_schema(*, unavailable: str, **more: OpenApiResponse):
 
 def docs_urlpatterns(*, title: str, description: str, hooks: tuple[str, ...] = ()) -> list:
     """`api/schema/` (OpenAPI 3) and `api/docs/` (Swagger UI, served locally) for one service."""
-    custom = {"TITLE": title, "DESCRIPTION": description}
+    custom: dict[str, str | list[str]] = {"TITLE": title, "DESCRIPTION": description}
     if hooks:
         custom["POSTPROCESSING_HOOKS"] = ["drf_spectacular.hooks.postprocess_schema_enums", *hooks]
     return [
         path("api/schema/", SpectacularAPIView.as_view(custom_settings=custom), name="schema"),
-        path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+        # The split view serves its start-up script from the app, so the page needs no inline script.
+        path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     ]

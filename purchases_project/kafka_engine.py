@@ -24,15 +24,15 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import tenacity
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
-logger = logging.getLogger(__name__)
+from purchases_project.kafka_messages import Partition, offset_of, partition_of
 
-Partition = tuple[str, int]
+logger = logging.getLogger(__name__)
 
 BATCH_SIZE = Histogram(
     "kafka_consumer_batch_size",
@@ -66,7 +66,8 @@ class Handled:
 
 
 class BatchHandler(Protocol):
-    retryable: tuple[type[Exception], ...]
+    @property
+    def retryable(self) -> tuple[type[Exception], ...]: ...
 
     def open(self) -> None: ...
     def prepare(self, messages: list[Message]) -> Any: ...
@@ -80,7 +81,7 @@ class BatchHandler(Protocol):
 @dataclass
 class EngineSettings:
     topic: str
-    kafka: dict  # the consumer's client configuration (purchases_project.kafka_config.consumer)
+    kafka: dict[str, Any]  # the consumer's client configuration (purchases_project.kafka_config.consumer)
     batch_size: int
     batch_wait_s: float = 0.02
     poll_timeout_s: float = 1.0
@@ -112,8 +113,11 @@ class Liveness:
         self._touched = now
 
 
-class Engine:
-    def __init__(self, config: EngineSettings, handler: BatchHandler):
+Handler = TypeVar("Handler", bound=BatchHandler)
+
+
+class Engine(Generic[Handler]):
+    def __init__(self, config: EngineSettings, handler: Handler):
         self.config = config
         self.handler = handler
         self._stopping = False
@@ -123,6 +127,11 @@ class Engine:
         self._liveness = Liveness(config.liveness_file)
         self._last_poll_end: float | None = None
         self.max_poll_gap_s = 0.0
+
+    @property
+    def _client(self) -> Consumer:
+        assert self._consumer is not None, "run() creates the consumer before it polls"
+        return self._consumer
 
     @property
     def stopping(self) -> bool:
@@ -164,7 +173,7 @@ class Engine:
                 self.max_poll_gap_s = gap
                 POLL_GAP.set(gap)
         try:
-            return self._consumer.consume(num_messages=num_messages, timeout=timeout)
+            return self._client.consume(num_messages=num_messages, timeout=timeout)
         finally:
             self._last_poll_end = time.monotonic()
             self._liveness.touch()
@@ -176,8 +185,8 @@ class Engine:
             first += self._consume(self.config.batch_size - 1, self.config.batch_wait_s)
         messages = []
         for message in first:
-            if message.error():
-                self._log_kafka_error(message.error())
+            if (error := message.error()) is not None:
+                self._log_kafka_error(error)
             else:
                 messages.append(message)
         return messages
@@ -214,14 +223,18 @@ class Engine:
     def _budget(self) -> float:
         budget = self.config.attempt_budget_s
         if self._stopping:  # a warm shutdown's deadline bounds the attempt too
-            left = self._stop_requested_at + self.config.shutdown_timeout_s - time.monotonic()
-            budget = max(min(budget, left), 0.001)
+            budget = max(min(budget, self._shutdown_left()), 0.001)
         return budget
+
+    def _shutdown_left(self) -> float:
+        assert self._stop_requested_at is not None, "stop() sets it before the engine is stopping"
+        return self._stop_requested_at + self.config.shutdown_timeout_s - time.monotonic()
 
     def _on_failed_attempt(self, state: tenacity.RetryCallState, size: int) -> None:
         RETRIES.inc()
         HELD.set(size)
         if state.attempt_number == 1:
+            assert state.outcome is not None, "tenacity calls before_sleep with the failed attempt's outcome"
             logger.warning(
                 "could not write a batch of %d messages, holding it and retrying: %s",
                 size,
@@ -231,7 +244,7 @@ class Engine:
     def _hold(self, seconds: float) -> None:
         """Wait with the partitions paused, polling so the group keeps this member."""
         if self._stopping:
-            left = self._stop_requested_at + self.config.shutdown_timeout_s - time.monotonic()
+            left = self._shutdown_left()
             if left <= 0:
                 raise ShutdownTimeout(
                     f"the batch could not be written for {self.config.shutdown_timeout_s:.0f}s "
@@ -240,27 +253,27 @@ class Engine:
             seconds = min(seconds, left)
         paused = [TopicPartition(t, p) for t, p in self._assigned]
         if paused:
-            self._consumer.pause(paused)
+            self._client.pause(paused)
         deadline = time.monotonic() + seconds
         try:
             while (left := deadline - time.monotonic()) > 0:
                 for message in self._consume(1, min(0.2, left)):
                     if not message.error():
                         # A partition assigned during the hold delivered: put it back for later.
-                        tp = TopicPartition(message.topic(), message.partition(), message.offset())
-                        self._consumer.pause([tp])
-                        self._consumer.seek(tp)
+                        tp = TopicPartition(*partition_of(message), offset_of(message))
+                        self._client.pause([tp])
+                        self._client.seek(tp)
         finally:
             resume = [TopicPartition(t, p) for t, p in self._assigned]
             if resume:
-                self._consumer.resume(resume)
+                self._client.resume(resume)
 
     def _commit(self, next_offsets: dict[Partition, int]) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items() if (t, p) in self._assigned]
         if not offsets:
             return
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._client.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             # The batch is written; after a rebalance its new owner reads it again and
             # finds it there.

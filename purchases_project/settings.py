@@ -6,6 +6,7 @@ URLs a web process serves; management commands and tests do not need it.
 """
 
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -27,6 +28,7 @@ ALLOWED_HOSTS = env.list(
 
 INSTALLED_APPS = [
     "django.contrib.staticfiles",
+    "csp",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -37,12 +39,44 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
     "purchases_project.middleware.RequestIdMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
     "purchases_project.middleware.JsonErrorMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "purchases_project.middleware.HtmlContentSecurityPolicy",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+
+# The edge: TLS ends at the ingress, which says so in X-Forwarded-Proto (trusted only when
+# DJANGO_SECURE_PROXY_SSL_HEADER says the ingress sets it); HSTS once the site is https only.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False) else None
+)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# The browsable API and the docs UI: scripts, fonts and images from the app itself; inline
+# style attributes (DRF's pages and Swagger UI use them), no inline script; no framing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Where customers reach the storefront (e.g. https://shop.example.com): `next` links are
+# built on it, not on whatever Host the request named. Empty: the request's own host.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
 
 ROOT_URLCONF = {
     "storefront": "storefront.urls",
@@ -61,7 +95,7 @@ TEMPLATES = [
 WSGI_APPLICATION = "purchases_project.wsgi.application"
 
 # No SQL database: purchases live in MongoDB, and nothing needs migrations.
-DATABASES = {}
+DATABASES: dict[str, dict[str, Any]] = {}
 
 USE_TZ = True
 TIME_ZONE = "UTC"

@@ -17,9 +17,10 @@ fi
 
 # checkov lives in a virtualenv of its own: its pins clash with the project's.
 CHECKOV_VENV="${CHECKOV_VENV:-.venv-checkov}"
-if [ ! -f "$CHECKOV_VENV/.ready" ] || [ requirements/checkov.txt -nt "$CHECKOV_VENV/.ready" ]; then
+if [ ! -f "$CHECKOV_VENV/.ready" ] || [ requirements/checkov.lock -nt "$CHECKOV_VENV/.ready" ]; then
   echo "installing checkov into $CHECKOV_VENV ..."
   "${PYTHON:-python3}" -m venv "$CHECKOV_VENV"
-  "$CHECKOV_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements/checkov.txt
+  "$CHECKOV_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/pip.lock
+  "$CHECKOV_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/checkov.lock
   touch "$CHECKOV_VENV/.ready"
 fi

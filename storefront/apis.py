@@ -121,13 +121,14 @@ class UserPurchaseListApi(APIView):
     )
     def get(self, request: Request, userid: str) -> Response:
         read_params_validate(userid=userid, query_params=request.query_params)
-        if not request.user.may_read(userid):
+        principal = identity.principal(request)
+        if not principal.may_read(userid):
             return Response({"error": FORBIDDEN_READ}, status=403)
         try:
             status, body = ledger_client.user_purchases_fetch(
                 userid=userid,
-                params={k: v for k, v in request.query_params.items() if k != "format"},
-                token=request.auth,
+                params={k: v for k, v in request.query_params.dict().items() if k != "format"},
+                token=principal.token,
             )
         except ledger_client.LedgerTimeout:
             return Response({"error": "The ledger did not answer in time"}, status=504)
@@ -135,7 +136,10 @@ class UserPurchaseListApi(APIView):
             return Response({"error": "The ledger is unavailable"}, status=503)
         if body.get("next"):
             query = urlsplit(body["next"]).query
-            body["next"] = request.build_absolute_uri(f"{request.path}?{query}")
+            page = f"{request.path}?{query}"
+            # On the public origin when one is configured, never on whatever Host was sent.
+            public = settings.PUBLIC_BASE_URL
+            body["next"] = f"{public}{page}" if public else request.build_absolute_uri(page)
         return Response(body, status=status)
 
 

@@ -18,6 +18,7 @@ from prometheus_client import Counter, Histogram
 
 from purchases_project import kafka_config, request_id
 from purchases_project.events import PurchaseEvent
+from purchases_project.kafka_messages import Headers
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class PurchaseProducer:
 
     def publish(self, topic: str, event: PurchaseEvent, timeout: float) -> None:
         delivery = _Delivery()
-        headers = [("content-type", b"application/json")]
+        headers: Headers = [("content-type", b"application/json")]
         if rid := request_id.get():
             headers.append(("x-request-id", rid.encode()))
         started = time.perf_counter()
@@ -155,6 +156,8 @@ def get_producer() -> PurchaseProducer:
                     _instance.close(timeout=0)  # broken: nothing more will be delivered
                 _instance = PurchaseProducer(producer_config())
                 _pid = os.getpid()
+    # Usable or made just above; only close_producer() clears it, when the worker exits.
+    assert _instance is not None, "get_producer() raced close_producer()"
     return _instance
 
 

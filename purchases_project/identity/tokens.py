@@ -148,6 +148,7 @@ def signing_keys(document: dict) -> dict[str, RSAKey | ECKey]:
         except (JoseError, ValueError, TypeError) as exc:
             logger.warning("JWKS key %r left out: %s", entry["kid"], exc)
             continue
+        assert isinstance(key, RSAKey | ECKey), "`usable` admits RSA and EC entries only"
         if isinstance(key, RSAKey) and key.raw_value.key_size < 2048:
             continue
         keys[entry["kid"]] = key

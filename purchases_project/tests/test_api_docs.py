@@ -42,8 +42,11 @@ def test_docs_ui_is_served_locally(urlconf, settings):
     page = Client().get("/api/docs/")
     assert page.status_code == 200
     html = page.content.decode()
-    assert "swagger-ui" in html and "/api/schema/" in html
+    assert "swagger-ui" in html and '<script src="/api/docs/?script=">' in html
     assert "cdn" not in html.lower()
+    script = Client().get("/api/docs/?script=")
+    assert script.status_code == 200 and script["Content-Type"].startswith("application/javascript")
+    assert "/api/schema/" in script.content.decode()
 
 
 def test_storefront_has_one_error_component(settings):

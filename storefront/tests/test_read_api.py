@@ -50,3 +50,18 @@ def test_ledger_too_slow_is_504(client, settings, bearer):
     assert response.status_code == 504
     assert response.json() == {"error": "The ledger did not answer in time"}
     assert time.monotonic() - started < 3
+
+
+def test_next_links_are_built_on_the_public_base_url(client, live_settings, settings, bearer, userid):
+    from decimal import Decimal
+
+    from ledger import services
+    from purchases_project.events import PurchaseEvent
+
+    services.purchases_record(
+        events=[PurchaseEvent.new(username="j", userid=userid, price=Decimal(p)) for p in ("1", "2")]
+    )
+    settings.PUBLIC_BASE_URL = "https://shop.example.com"
+    response = client.get(f"/getAllUserBuys/{userid}?limit=1", headers=bearer(userid), HTTP_HOST="127.0.0.1")
+    assert response.status_code == 200
+    assert response.json()["next"].startswith(f"https://shop.example.com/getAllUserBuys/{userid}?")

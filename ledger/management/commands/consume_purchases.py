@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from prometheus_client import start_http_server
 
-from ledger.consumer import TooManyInvalidEvents, purchase_consumer
+from ledger.consumer import PurchaseBatches, TooManyInvalidEvents, purchase_consumer
 from purchases_project.kafka_engine import Engine, ShutdownTimeout
 
 
@@ -61,7 +61,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self.stdout.write("consumer stopped")
 
-    def _banner(self, consumer: Engine, metrics_port: int) -> None:
+    def _banner(self, consumer: Engine[PurchaseBatches], metrics_port: int) -> None:
         config = consumer.config
         lines = [
             "purchase consumer",

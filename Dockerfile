@@ -1,9 +1,12 @@
 # One image for the three roles of the purchase system (storefront, ledger, consumer);
 # the Kubernetes Deployments choose the role with their command and SERVICE_ROLE.
-#   docker build -t purchase-system:dev .
+#   docker build -t purchase-system:dev .        (or `make image`: podman, see the README)
+# BASE_IMAGE is the official image; `make image` swaps in a stand-in built from Debian's
+# packages where that image cannot be pulled, and says so.
+ARG BASE_IMAGE=python:3.11-slim
 
 # --- build: a virtualenv with the run-time requirements only --------------------------
-FROM python:3.11-slim AS build
+FROM ${BASE_IMAGE} AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -11,12 +14,16 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-# production.txt includes base.txt; nothing from dev.txt goes into the image.
-COPY requirements/base.txt requirements/production.txt /tmp/requirements/
-RUN pip install --no-cache-dir -r /tmp/requirements/production.txt
+# production.lock pins production.txt (which includes base.txt) with every package's hash;
+# nothing from dev.txt goes into the image. pip and setuptools only install: the image
+# runs without them.
+COPY requirements/pip.lock requirements/production.lock /tmp/requirements/
+RUN pip install --no-cache-dir --require-hashes -r /tmp/requirements/pip.lock \
+    && pip install --no-cache-dir --require-hashes -r /tmp/requirements/production.lock \
+    && pip uninstall --yes --quiet pip setuptools
 
 # --- runtime ------------------------------------------------------------------------
-FROM python:3.11-slim AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

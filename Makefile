@@ -1,12 +1,13 @@
 # The two commands: `make run` and `make test`. Each sets up what it needs.
+# `make image` builds the container image (as root, with podman).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test setup setup-test lint format clean
+.PHONY: run test setup setup-test image lint format clean lock
 
-$(VENV)/.ready: requirements/base.txt requirements/production.txt requirements/dev.txt scripts/setup.sh
+$(VENV)/.ready: requirements/pip.lock requirements/dev.lock scripts/setup.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) ./scripts/setup.sh
 
 setup: $(VENV)/.ready
@@ -21,6 +22,11 @@ setup-test: $(VENV)/.ready
 ## test: the whole suite, against real local broker and database servers
 test: setup-test
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## image: purchase-system:dev (IMAGE=...) on python:3.11-slim, or on a Debian stand-in where that
+## cannot be pulled (said loudly; its root filesystem is cached in .local/image/)
+image:
+	./scripts/build-image.sh
 
 lint: $(VENV)/.ready
 	$(VENV)/bin/ruff check .
@@ -39,3 +45,7 @@ BENCH_ARGS ?=
 bench: $(VENV)/.ready
 	./bench/setup.sh
 	$(PY) -m bench $(BENCH_ARGS)
+
+## lock: re-pin every dependency with its hash (requirements/*.lock) after changing requirements/*.txt
+lock: $(VENV)/.ready
+	./scripts/lock.sh

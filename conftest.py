@@ -1,10 +1,12 @@
 """Shared fixtures: one running stack for the whole session, on free ports of 127.0.0.1.
 
 `stack` is the shared stack (broker, database, storefront, ledger, consumer as
-real processes). Tests that break things start stacks of their own
-(`make_stack`), never touching the shared one. `live_settings` points this
-process's Django settings at the shared stack, for in-process tests that use
-Django's test client against the real broker and database.
+real processes); its web services, and the views tests call in process, accept
+tokens of the session's `token_issuer` (`bearer(userid)` makes the header). Tests that
+break things start stacks of their own (`make_stack`), never touching the shared
+one. `live_settings` points this process's Django settings at the shared stack,
+for in-process tests that use Django's test client against the real broker and
+database.
 """
 
 import os
@@ -15,17 +17,48 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import Stack
+from purchases_project.local_issuer import LocalIssuer
 
 ARTIFACTS = Path(__file__).resolve().parent / "test-artifacts"
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
+def token_issuer(tmp_path_factory) -> LocalIssuer:
+    """The token issuer of the tests: the shared stack and in-process views accept its tokens."""
+    return LocalIssuer(tmp_path_factory.mktemp("issuer")).ensure()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _in_process_views_verify_the_test_issuers_tokens(token_issuer):
+    from django.conf import settings
+
+    from purchases_project import identity
+
+    for name, value in token_issuer.env().items():
+        setattr(settings, name, value)
+    identity.reset()
+
+
+@pytest.fixture(scope="session")
+def bearer(token_issuer):
+    """`bearer(userid, scope="")`: an Authorization header with a token of the test issuer."""
+
+    def headers(userid: str, scope: str = "") -> dict[str, str]:
+        return {"Authorization": f"Bearer {token_issuer.token(userid, scope=scope)}"}
+
+    return headers
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, token_issuer):
     # The database runs with --auth and the services log in, as in production.
     s = Stack(
         tmp_path_factory.mktemp("shared-stack"),
         mongo_user="purchases",
         mongo_password=secrets.token_urlsafe(16),
+        issuer=token_issuer,
+        # A key rotated into the JWKS is picked up within a second (tests/test_access.py).
+        extra_env={"AUTH_JWKS_REFETCH_S": "1"},
     )
     try:
         s.start_all()

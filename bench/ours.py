@@ -160,17 +160,10 @@ class OurRound:
         """Publish purchases straight into the consumer's topic (the wire format of events.py)."""
         from confluent_kafka import Producer
 
+        from purchases_project import kafka_config
         from purchases_project.events import PurchaseEvent
 
-        producer = Producer(
-            {
-                "bootstrap.servers": self.stack.bootstrap,
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": 5,
-                "partitioner": "murmur2_random",
-            }
-        )
+        producer = Producer(kafka_config.producer(bootstrap_servers=self.stack.bootstrap, **{"linger.ms": 5}))
         rnd = random.Random(self.index)
         for userid, n in users.items():
             for _ in range(n):

@@ -14,9 +14,9 @@ PIP_QUIET=(--quiet --disable-pip-version-check)
 ./scripts/debian-packages.sh wrk
 
 stamp="$VENV/.bench-ready"
-if [ ! -f "$stamp" ] || [ requirements/bench.txt -nt "$stamp" ]; then
-  echo "installing requirements/bench.txt into $VENV ..."
-  "$VENV/bin/python" -m pip install "${PIP_QUIET[@]}" -r requirements/bench.txt
+if [ ! -f "$stamp" ] || [ requirements/bench.lock -nt "$stamp" ]; then
+  echo "installing requirements/bench.lock into $VENV ..."
+  "$VENV/bin/python" -m pip install "${PIP_QUIET[@]}" --require-hashes -r requirements/bench.lock
   touch "$stamp"
 fi
 

@@ -22,13 +22,14 @@ LOCAL = ROOT / ".local"
 
 def main() -> int:
     logs = LOCAL / "logs"
+    issuer = default_issuer()
     stack = Stack(
         logs,
         ports=Ports.defaults(),
         partitions=3,
         db_storage=str(LOCAL / "mongo"),
         extra_env={"LOG_FORMAT": "text"},
-        issuer=default_issuer(),
+        issuer=issuer,
     )
     stopping = False
 
@@ -57,8 +58,8 @@ The purchase system is running on 127.0.0.1:
   broker       {stack.bootstrap}      database  mongodb://127.0.0.1:{stack.ports.mongo}
 
 Tokens (24 h; more with `python manage.py issue_token USERID [--scope S] [--ttl 24h]`):
-  export TOKEN={stack.issuer.token("user123")}
-  export SUPPORT_TOKEN={stack.issuer.token("support1", scope="purchases:read-all")}
+  export TOKEN={issuer.token("user123")}
+  export SUPPORT_TOKEN={issuer.token("support1", scope="purchases:read-all")}
 
 Try:
   curl -s -X POST {stack.storefront_url}/buy -H 'Content-Type: application/json' \\

@@ -24,6 +24,8 @@ from pathlib import Path
 from purchases_project.local_issuer import LocalIssuer
 
 ROOT = Path(__file__).resolve().parent.parent
+# The Kafka clients made here (topics, checks) take their configuration from the settings.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purchases_project.settings")
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 
@@ -170,6 +172,7 @@ class Stack:
 
     def env(self, **overrides) -> dict[str, str]:
         """The environment every project process of this stack runs with."""
+        assert self.issuer is not None  # __post_init__ sets it
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "MONGODB_", "AUTH_"))}
         env.update(
             {

@@ -10,7 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ledger import db, selectors
-from purchases_project.api_docs import user_purchases_schema
+from purchases_project import identity
+from purchases_project.api_docs import FORBIDDEN_READ, user_purchases_schema
 from purchases_project.paging import read_params_validate
 
 logger = logging.getLogger(__name__)
@@ -22,11 +23,18 @@ def database_unavailable(exc: Exception) -> Response:
 
 
 class UserPurchaseListApi(APIView):
-    """One page of a user's purchases, oldest first, with the user's all-time count and total."""
+    """One page of a user's purchases, oldest first, with the user's all-time count and total.
+
+    The storefront forwards the customer's token; the ledger verifies it with the same rules.
+    """
+
+    authentication_classes = [identity.BearerTokenAuthentication]
 
     @user_purchases_schema(unavailable="MongoDB is unavailable")
     def get(self, request: Request, userid: str) -> Response:
         page_args = read_params_validate(userid=userid, query_params=request.query_params)
+        if not identity.principal(request).may_read(userid):
+            return Response({"error": FORBIDDEN_READ}, status=403)
         try:
             count, total = selectors.user_summary_get(userid=userid)
             page = selectors.user_purchases_page(

@@ -8,6 +8,14 @@ BSON date, keeps the microseconds.
 
 `UserSummary`: per-user count and total, updated by the consumer in the same
 transaction as the purchases it newly stores, so it never drifts from them.
+
+`DeadLetterMark`: per consumer group and partition with an open run of invalid
+events, the offset below which that run is already dead-lettered. Offsets stay
+committed at the run's first event until the run ends, so a restarted consumer
+reads the run again; the mark keeps it from dead-lettering any event twice.
+
+The consumer writes what these Documents produce (`validate()`, `to_mongo()`),
+in bulk through the collection (docs/decisions/0009).
 """
 
 from django.conf import settings
@@ -37,3 +45,14 @@ class UserSummary(Document):
     total = Decimal128Field(required=True, precision=2)
 
     meta = {"collection": f"{settings.MONGODB_COLLECTION}_user_summaries"}
+
+
+class DeadLetterMark(Document):
+    key = StringField(primary_key=True)  # "<group>|<topic>|<partition>"
+    next_offset = IntField(required=True, min_value=0)
+
+    meta = {"collection": f"{settings.MONGODB_COLLECTION}_dead_letter_marks"}
+
+    @staticmethod
+    def key_for(group: str, topic: str, partition: int) -> str:
+        return f"{group}|{topic}|{partition}"

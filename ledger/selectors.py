@@ -3,10 +3,11 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
+import pymongo
 from bson.decimal128 import Decimal128
 
 from ledger import db
-from ledger.documents import Purchase, UserSummary
+from ledger.documents import DeadLetterMark, Purchase, UserSummary
 from purchases_project.paging import cursor_encode
 
 PAGE_FIELDS = ("purchase_id", "username", "userid", "price", "timestamp")
@@ -79,3 +80,11 @@ def user_summary_get(*, userid: str) -> tuple[int, Decimal]:
         return 0, Decimal(0)
     total = summary["total"]
     return summary["count"], total.to_decimal() if isinstance(total, Decimal128) else Decimal(total)
+
+
+def dead_letter_marks_get(*, keys: list[str], timeout_s: float | None = None) -> dict[str, int]:
+    """The consumer's dead-letter marks for these keys (absent: nothing dead-lettered ahead)."""
+    db.connect()
+    with pymongo.timeout(timeout_s):
+        found = DeadLetterMark._get_collection().find({"_id": {"$in": keys}})
+        return {doc["_id"]: doc["next_offset"] for doc in found}

@@ -5,7 +5,7 @@ rules that check them (`purchases_project.paging`, `purchases_project.rules`).""
 
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import serializers
 
 from purchases_project.paging import PageParams
@@ -46,6 +46,10 @@ REQUEST_ID = OpenApiParameter(
 USERID = OpenApiParameter("userid", USERID_SCHEMA, OpenApiParameter.PATH, description="The user's id")
 
 
+FORBIDDEN_READ = "Only your own purchases, or any user's with the purchases:read-all scope"
+UNAUTHORIZED = "No bearer token, or one that fails verification (see WWW-Authenticate)"
+
+
 def user_purchases_schema(*, unavailable: str, **more: OpenApiResponse):
     """The read endpoint's documentation, the same on both services but for its failures."""
     return extend_schema(
@@ -53,6 +57,8 @@ def user_purchases_schema(*, unavailable: str, **more: OpenApiResponse):
         responses={
             200: UserPurchasesOutput,
             400: error("Bad parameters"),
+            401: error(UNAUTHORIZED),
+            403: error(FORBIDDEN_READ),
             404: error("No such path"),
             503: error(unavailable),
             **{int(status.removeprefix("status_")): response for status, response in more.items()},
@@ -62,10 +68,11 @@ def user_purchases_schema(*, unavailable: str, **more: OpenApiResponse):
 
 def docs_urlpatterns(*, title: str, description: str, hooks: tuple[str, ...] = ()) -> list:
     """`api/schema/` (OpenAPI 3) and `api/docs/` (Swagger UI, served locally) for one service."""
-    custom = {"TITLE": title, "DESCRIPTION": description}
+    custom: dict[str, str | list[str]] = {"TITLE": title, "DESCRIPTION": description}
     if hooks:
         custom["POSTPROCESSING_HOOKS"] = ["drf_spectacular.hooks.postprocess_schema_enums", *hooks]
     return [
         path("api/schema/", SpectacularAPIView.as_view(custom_settings=custom), name="schema"),
-        path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+        # The split view serves its start-up script from the app, so the page needs no inline script.
+        path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     ]

@@ -28,6 +28,7 @@ DAY_S = 24 * 3600
 
 def new_key(alg: str = "ES256", kid: str | None = None) -> ECKey | RSAKey:
     """A fresh private signing key for `alg` (ES256 or RS256); `kid` defaults to its thumbprint."""
+    key: ECKey | RSAKey
     if alg == "ES256":
         key = ECKey.generate_key("P-256", private=True)
     elif alg == "RS256":
@@ -73,7 +74,7 @@ class LocalIssuer:
         self.directory = Path(directory)
         self.key_path = self.directory / "signing-key.pem"
         self.jwks_path = self.directory / "jwks.json"
-        self._key: ECKey | None = None
+        self._key: ECKey | RSAKey | None = None
 
     @property
     def jwks_url(self) -> str:

@@ -1,5 +1,6 @@
 """Middleware shared by both web roles."""
 
+from csp.middleware import CSPMiddleware
 from rest_framework.response import Response
 
 from purchases_project import request_id
@@ -43,3 +44,16 @@ class JsonErrorMiddleware:
         if response.has_header("Allow"):
             replacement["Allow"] = response["Allow"]
         return replacement
+
+
+class HtmlContentSecurityPolicy(CSPMiddleware):
+    """django-csp's Content-Security-Policy on the HTML pages (the browsable API, the docs UI)
+    only: a JSON answer runs nothing in a browser, and /buy pays nothing for the header."""
+
+    def process_request(self, request):
+        return None  # no nonces: the pages run only scripts served from the app itself
+
+    def process_response(self, request, response):
+        if not response.get("Content-Type", "").startswith("text/html"):
+            return response
+        return super().process_response(request, response)

@@ -6,6 +6,7 @@ URLs a web process serves; management commands and tests do not need it.
 """
 
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -27,6 +28,7 @@ ALLOWED_HOSTS = env.list(
 
 INSTALLED_APPS = [
     "django.contrib.staticfiles",
+    "csp",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -37,12 +39,44 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
     "purchases_project.middleware.RequestIdMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
     "purchases_project.middleware.JsonErrorMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "purchases_project.middleware.HtmlContentSecurityPolicy",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+
+# The edge: TLS ends at the ingress, which says so in X-Forwarded-Proto (trusted only when
+# DJANGO_SECURE_PROXY_SSL_HEADER says the ingress sets it); HSTS once the site is https only.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False) else None
+)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# The browsable API and the docs UI: scripts, fonts and images from the app itself; inline
+# style attributes (DRF's pages and Swagger UI use them), no inline script; no framing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Where customers reach the storefront (e.g. https://shop.example.com): `next` links are
+# built on it, not on whatever Host the request named. Empty: the request's own host.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
 
 ROOT_URLCONF = {
     "storefront": "storefront.urls",
@@ -61,7 +95,7 @@ TEMPLATES = [
 WSGI_APPLICATION = "purchases_project.wsgi.application"
 
 # No SQL database: purchases live in MongoDB, and nothing needs migrations.
-DATABASES = {}
+DATABASES: dict[str, dict[str, Any]] = {}
 
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -109,6 +143,8 @@ AUTH_ISSUER = env.str("AUTH_ISSUER", default="")
 AUTH_AUDIENCE = env.str("AUTH_AUDIENCE", default="purchases")
 AUTH_JWKS_URL = env.str("AUTH_JWKS_URL", default="")
 AUTH_USERID_CLAIM = env.str("AUTH_USERID_CLAIM", default="sub")
+# An unknown key id refetches the JWKS at most this often (a rotated key is picked up then).
+AUTH_JWKS_REFETCH_S = env.float("AUTH_JWKS_REFETCH_S", default=60.0)
 
 # Kafka (storefront and consumer).
 KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="kafka:9092")
@@ -129,9 +165,19 @@ KAFKA_MAX_POLL_INTERVAL_MS = env.int("KAFKA_MAX_POLL_INTERVAL_MS", default=30000
 KAFKA_LINGER_MS = env.int("KAFKA_LINGER_MS", default=2)
 # How long POST /buy waits for the broker's acknowledgement before answering 503.
 KAFKA_PUBLISH_TIMEOUT_S = env.float("KAFKA_PUBLISH_TIMEOUT_S", default=1.5)
+# Security for every Kafka client (purchases_project/kafka_config.py): PLAINTEXT, SSL,
+# SASL_PLAINTEXT or SASL_SSL; the SASL and TLS values apply when set.
+KAFKA_SECURITY_PROTOCOL = env.str("KAFKA_SECURITY_PROTOCOL", default="PLAINTEXT")
+KAFKA_SASL_MECHANISM = env.str("KAFKA_SASL_MECHANISM", default="")
+KAFKA_SASL_USERNAME = env.str("KAFKA_SASL_USERNAME", default="")
+KAFKA_SASL_PASSWORD = env.str("KAFKA_SASL_PASSWORD", default="")
+KAFKA_SSL_CA_LOCATION = env.str("KAFKA_SSL_CA_LOCATION", default="")
 # How long a consumer's warm shutdown may wait for an unreachable database
 # (keep it below the pod's termination grace period).
 CONSUMER_SHUTDOWN_TIMEOUT_S = env.float("CONSUMER_SHUTDOWN_TIMEOUT_S", default=20.0)
+# A file the consumer's loop touches at least every 5 s while it runs (also while it holds
+# a batch through a database outage); a liveness probe checks its age. Empty: no file.
+CONSUMER_LIVENESS_FILE = env.str("CONSUMER_LIVENESS_FILE", default="")
 
 # The ledger, as the storefront sees it.
 LEDGER_API_URL = env.str("LEDGER_API_URL", default="http://ledger:5001")
@@ -145,6 +191,8 @@ MONGODB_COLLECTION = env.str("MONGODB_COLLECTION", default="purchases")
 MONGODB_TIMEOUT_MS = env.int("MONGODB_TIMEOUT_MS", default=2000)
 
 METRICS_PORT = env.int("METRICS_PORT", default=9100)
+# The address every process listens on (its public port, if any, and /metrics).
+BIND_ADDRESS = env.str("BIND_ADDRESS", default="0.0.0.0")
 
 # The web server (`python -m purchases_project.serve`, granian: docs/decisions/0014).
 WEB_BIND_ADDRESS = env.str("BIND_ADDRESS", default="0.0.0.0")

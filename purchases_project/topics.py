@@ -9,12 +9,16 @@ import logging
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from purchases_project import kafka_config
+
 logger = logging.getLogger(__name__)
 
 
-def topics_ensure(*, bootstrap_servers: str, topics: dict[str, int], timeout: float = 10.0) -> dict[str, str]:
+def topics_ensure(
+    *, topics: dict[str, int], bootstrap_servers: str | None = None, timeout: float = 10.0
+) -> dict[str, str]:
     """Create each missing topic with its partition count; returns what happened to each."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": logger})
+    admin = AdminClient(kafka_config.admin(bootstrap_servers=bootstrap_servers))
     existing = admin.list_topics(timeout=timeout).topics  # all topics: creates none
     outcome: dict[str, str] = {}
     wanted = []

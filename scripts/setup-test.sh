@@ -8,7 +8,8 @@ had_prometheus=$(command -v prometheus || true)
 # prometheus: promtool and a real server for the observability tests (no recommends: they
 # would bring node-exporter onto port 9100, the consumer's metrics port). chromium: the
 # browser tests (Playwright never downloads a browser), with a font for the screenshots.
-./scripts/debian-packages.sh prometheus chromium fonts-dejavu-core
+# podman and debootstrap: the image test builds the image (tests/image, scripts/build-image.sh).
+./scripts/debian-packages.sh prometheus chromium fonts-dejavu-core podman debootstrap
 if [ -z "$had_prometheus" ]; then
   # The package starts a Prometheus server of its own; the tests start theirs.
   systemctl disable --now prometheus >/dev/null 2>&1 || pkill -x prometheus || true
@@ -16,9 +17,10 @@ fi
 
 # checkov lives in a virtualenv of its own: its pins clash with the project's.
 CHECKOV_VENV="${CHECKOV_VENV:-.venv-checkov}"
-if [ ! -f "$CHECKOV_VENV/.ready" ] || [ requirements/checkov.txt -nt "$CHECKOV_VENV/.ready" ]; then
+if [ ! -f "$CHECKOV_VENV/.ready" ] || [ requirements/checkov.lock -nt "$CHECKOV_VENV/.ready" ]; then
   echo "installing checkov into $CHECKOV_VENV ..."
   "${PYTHON:-python3}" -m venv "$CHECKOV_VENV"
-  "$CHECKOV_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements/checkov.txt
+  "$CHECKOV_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/pip.lock
+  "$CHECKOV_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/checkov.lock
   touch "$CHECKOV_VENV/.ready"
 fi

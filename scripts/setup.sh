@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv with the project's development requirements (what `make run` needs).
+# Creates .venv with the project's development requirements (what `make run` needs), as
+# pinned with their hashes in requirements/dev.lock.
 # On a fresh Debian machine, as root, it installs python3-venv when venv is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,8 @@ if [ ! -x "$VENV/bin/python" ]; then
     fi
   fi
 fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+# Every package, pip included, from the lock files and checked against their hashes (make lock).
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/pip.lock
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.lock
 DJANGO_SECRET_KEY=collectstatic "$VENV/bin/python" manage.py collectstatic --noinput --verbosity 0
 touch "$VENV/.ready"

@@ -19,8 +19,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from purchases_project import jsonutil
-from purchases_project.api_docs import error, user_purchases_schema
+from purchases_project import identity, jsonutil
+from purchases_project.api_docs import FORBIDDEN_READ, error, user_purchases_schema
 from purchases_project.errors import json_error, json_response
 from purchases_project.paging import read_params_validate
 from purchases_project.rules import (
@@ -37,6 +37,7 @@ from storefront.producer import PublishError
 logger = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/json",)
+FORBIDDEN_BUY = "A purchase may only be recorded for the authenticated customer's own userid"
 
 
 def _is_json(content_type: str) -> bool:
@@ -57,6 +58,12 @@ class PurchaseCreateApi(View):
     http_method_names = ["post", "options"]
 
     def post(self, request: HttpRequest) -> HttpResponse:
+        # The token first, then the request itself, then ownership: a bad body gets the
+        # same 400 whoever sends it.
+        try:
+            principal = identity.authenticate(request)
+        except identity.AuthError as exc:
+            return identity.error_response(exc)
         limit = settings.PURCHASE_MAX_BODY_BYTES
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -87,6 +94,8 @@ class PurchaseCreateApi(View):
             userid = parse_userid(data["userid"])
         except InvalidPurchase as exc:
             return json_error(str(exc), 400)
+        if userid != principal.userid:
+            return json_error(FORBIDDEN_BUY, 403)
 
         try:
             event = services.purchase_publish(
@@ -104,15 +113,22 @@ class PurchaseCreateApi(View):
 class UserPurchaseListApi(APIView):
     """One page of a user's purchases, from the ledger; `next` points back at the storefront."""
 
+    authentication_classes = [identity.BearerTokenAuthentication]
+
     @user_purchases_schema(
         unavailable="The ledger (or its database) is unavailable",
         status_504=error("The ledger did not answer in time"),
     )
     def get(self, request: Request, userid: str) -> Response:
         read_params_validate(userid=userid, query_params=request.query_params)
+        principal = identity.principal(request)
+        if not principal.may_read(userid):
+            return Response({"error": FORBIDDEN_READ}, status=403)
         try:
             status, body = ledger_client.user_purchases_fetch(
-                userid=userid, params={k: v for k, v in request.query_params.items() if k != "format"}
+                userid=userid,
+                params={k: v for k, v in request.query_params.dict().items() if k != "format"},
+                token=principal.token,
             )
         except ledger_client.LedgerTimeout:
             return Response({"error": "The ledger did not answer in time"}, status=504)
@@ -120,7 +136,10 @@ class UserPurchaseListApi(APIView):
             return Response({"error": "The ledger is unavailable"}, status=503)
         if body.get("next"):
             query = urlsplit(body["next"]).query
-            body["next"] = request.build_absolute_uri(f"{request.path}?{query}")
+            page = f"{request.path}?{query}"
+            # On the public origin when one is configured, never on whatever Host was sent.
+            public = settings.PUBLIC_BASE_URL
+            body["next"] = f"{public}{page}" if public else request.build_absolute_uri(page)
         return Response(body, status=status)
 
 

@@ -65,10 +65,11 @@ def _get_session() -> requests.Session:
     return _session
 
 
-def user_purchases_fetch(*, userid: str, params: dict[str, str]) -> tuple[int, dict]:
+def user_purchases_fetch(*, userid: str, params: dict[str, str], token: str) -> tuple[int, dict]:
     """Ask the ledger for one page of a user's purchases: (status, body), money as Decimal."""
     url = f"{settings.LEDGER_API_URL.rstrip('/')}/purchases/{quote(userid, safe='')}"
-    headers = {"Accept": "application/json"}
+    # The ledger verifies the customer's token again (defence in depth).
+    headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
     if rid := request_id.get():
         headers[request_id.HEADER] = rid
     started = time.perf_counter()

@@ -16,8 +16,9 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from django.conf import settings
 from prometheus_client import Counter, Histogram
 
-from purchases_project import request_id
+from purchases_project import kafka_config, request_id
 from purchases_project.events import PurchaseEvent
+from purchases_project.kafka_messages import Headers
 
 logger = logging.getLogger(__name__)
 
@@ -41,21 +42,15 @@ class PublishError(Exception):
 
 def producer_config() -> dict:
     timeout_ms = int(settings.KAFKA_PUBLISH_TIMEOUT_S * 1000)
-    return {
-        "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
-        "logger": logging.getLogger("kafka"),  # librdkafka's own logs, in our log format
-        "acks": "all",
-        "enable.idempotence": True,
-        "linger.ms": settings.KAFKA_LINGER_MS,
-        # The Java client's key hashing, so one user's events keep one partition whatever produces them.
-        "partitioner": "murmur2_random",
-        # A little above the request's own wait, so a late delivery still reports.
-        "message.timeout.ms": timeout_ms + 500,
-        "socket.connection.setup.timeout.ms": max(timeout_ms, 1000),
-        "reconnect.backoff.max.ms": 1000,
-        # A missing topic is an error, never one auto-created with the broker's default count.
-        "allow.auto.create.topics": False,
-    }
+    return kafka_config.producer(
+        **{
+            "linger.ms": settings.KAFKA_LINGER_MS,
+            # A little above the request's own wait, so a late delivery still reports.
+            "message.timeout.ms": timeout_ms + 500,
+            "socket.connection.setup.timeout.ms": max(timeout_ms, 1000),
+            "reconnect.backoff.max.ms": 1000,
+        }
+    )
 
 
 class _Delivery:
@@ -106,7 +101,7 @@ class PurchaseProducer:
 
     def publish(self, topic: str, event: PurchaseEvent, timeout: float) -> None:
         delivery = _Delivery()
-        headers = [("content-type", b"application/json")]
+        headers: Headers = [("content-type", b"application/json")]
         if rid := request_id.get():
             headers.append(("x-request-id", rid.encode()))
         started = time.perf_counter()
@@ -168,6 +163,8 @@ def get_producer() -> PurchaseProducer:
                     _instance.close(timeout=0)  # broken: nothing more will be delivered
                 _instance = PurchaseProducer(producer_config())
                 _pid = os.getpid()
+    # Usable or made just above; only close_producer() clears it, when the worker exits.
+    assert _instance is not None, "get_producer() raced close_producer()"
     return _instance
 
 

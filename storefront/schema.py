@@ -42,6 +42,9 @@ def add_purchase_create(result: dict, generator, request, public) -> dict:
     schemas.setdefault(
         "Error", {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
     )
+    result["components"].setdefault("securitySchemes", {}).setdefault(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
     schemas["PurchaseRequest"] = PURCHASE_REQUEST_SCHEMA
     schemas["PurchaseCreated"] = PURCHASE_CREATED
     result.setdefault("paths", {})["/buy"] = {
@@ -51,9 +54,11 @@ def add_purchase_create(result: dict, generator, request, public) -> dict:
             "description": (
                 "Validates the purchase, stamps it with a UTC time and a purchase_id, and answers "
                 "201 once the broker has acknowledged the event. A 503 does not prove the purchase "
-                "was not stored: retry with the same Idempotency-Key."
+                "was not stored: retry with the same Idempotency-Key. The customer is the bearer "
+                "token's: the body's userid must be theirs."
             ),
             "tags": ["buy"],
+            "security": [{"bearerAuth": []}],
             "parameters": [
                 {
                     "name": "Idempotency-Key",
@@ -82,9 +87,11 @@ def add_purchase_create(result: dict, generator, request, public) -> dict:
                     },
                 },
                 "400": _error("Invalid purchase (the error says which rule)"),
+                "401": _error("No bearer token, or one that fails verification (see WWW-Authenticate)"),
+                "403": _error("The userid is not the authenticated customer's"),
                 "413": _error("Body larger than 64 KiB"),
                 "415": _error("Content type other than JSON"),
-                "503": _error("The broker did not acknowledge in time"),
+                "503": _error("The broker did not acknowledge in time, or tokens cannot be verified now"),
             },
         }
     }

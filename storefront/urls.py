@@ -10,8 +10,9 @@ urlpatterns = [
     *docs_urlpatterns(
         title="Purchase storefront",
         description=(
-            "Record purchases and read a user's purchases. Customers are authenticated by the "
-            "operator's gateway in front of this API; it does not authenticate them itself."
+            "Record purchases and read a user's purchases. Every request carries a bearer token "
+            "(JWT) from the OpenID Connect issuer: customers record and read their own purchases; "
+            "the scope purchases:read-all reads anyone's. Use Authorize to set a token."
         ),
         hooks=("storefront.schema.add_purchase_create",),
     ),

@@ -1,5 +1,6 @@
-"""The contract's walk-through against the shared stack: real storefront and
-ledger, a real `consume_purchases`, the real broker and database, over HTTP."""
+"""The contract's walk-through against the shared stack: real storefront and ledger
+processes, a real `consume_purchases`, the real broker and database, over HTTP, each
+request with a bearer token of the stack's issuer."""
 
 import json
 import time
@@ -24,70 +25,73 @@ def call(method, url, body=None, headers=None, raw=None):
         return exc.code, exc.read(), exc.headers
 
 
-def get_json(url):
-    status, body, _ = call("GET", url)
+def get_json(url, headers):
+    status, body, _ = call("GET", url, headers=headers)
     return status, json.loads(body, parse_float=Decimal)
 
 
-def wait_for_count(stack, userid, count, timeout=30.0):
+def wait_for_count(stack, userid, count, headers, timeout=30.0):
     def ready():
-        status, body = get_json(f"{stack.storefront_url}/getAllUserBuys/{userid}")
+        status, body = get_json(f"{stack.storefront_url}/getAllUserBuys/{userid}", headers)
         return body if status == 200 and body["count"] == count else None
 
     return wait_until(ready, timeout, f"{count} purchases of {userid}", interval=0.1)
 
 
-def test_three_purchases_total_exactly_and_users_stay_apart(stack, userid):
+def test_three_purchases_total_exactly_and_users_stay_apart(stack, userid, bearer):
     other = f"{userid}-other"
     answers = []
     for price in (29.99, 15.50, 42.00):
         status, body, headers = call(
-            "POST", f"{stack.storefront_url}/buy", {"username": "john", "userid": userid, "price": price}
+            "POST",
+            f"{stack.storefront_url}/buy",
+            {"username": "john", "userid": userid, "price": price},
+            headers=bearer(userid),
         )
         assert status == 201, body
         answers.append(json.loads(body)["data"])
         assert headers["X-Request-ID"]
     status, _, _ = call(
-        "POST", f"{stack.storefront_url}/buy", {"username": "jane", "userid": other, "price": "1.00"}
+        "POST",
+        f"{stack.storefront_url}/buy",
+        {"username": "jane", "userid": other, "price": "1.00"},
+        headers=bearer(other),
     )
     assert status == 201
 
-    body = wait_for_count(stack, userid, 3)
+    body = wait_for_count(stack, userid, 3, bearer(userid))
     assert body["total_spent"] == Decimal("87.49")
     assert body["purchases"] == [
         {**a, "price": Decimal(str(a["price"])).quantize(Decimal("0.01"))} for a in answers
     ]
     assert body["next"] is None
-    other_body = wait_for_count(stack, other, 1)
+    other_body = wait_for_count(stack, other, 1, bearer(other))
+    # Each customer reads their own purchases only.
+    assert get_json(f"{stack.storefront_url}/getAllUserBuys/{other}", bearer(userid))[0] == 403
     assert other_body["total_spent"] == Decimal("1.00")
     assert [p["userid"] for p in other_body["purchases"]] == [other]
 
 
-def test_pages_through_the_storefront_point_back_at_the_storefront(stack, userid):
+def test_pages_through_the_storefront_point_back_at_the_storefront(stack, userid, bearer):
+    mine = bearer(userid)
     for price in ("1.00", "2.00", "3.00"):
-        assert (
-            call("POST", f"{stack.storefront_url}/buy", {"username": "j", "userid": userid, "price": price})[
-                0
-            ]
-            == 201
-        )
-    wait_for_count(stack, userid, 3)
-    status, first = get_json(f"{stack.storefront_url}/getAllUserBuys/{userid}?limit=2")
+        body = {"username": "j", "userid": userid, "price": price}
+        assert call("POST", f"{stack.storefront_url}/buy", body, headers=mine)[0] == 201
+    wait_for_count(stack, userid, 3, mine)
+    status, first = get_json(f"{stack.storefront_url}/getAllUserBuys/{userid}?limit=2", mine)
     assert status == 200 and len(first["purchases"]) == 2 and first["count"] == 3
     assert first["next"].startswith(f"{stack.storefront_url}/getAllUserBuys/{userid}?")
-    status, second = get_json(first["next"])
+    status, second = get_json(first["next"], mine)
     assert [p["price"] for p in second["purchases"]] == [Decimal("3.00")]
     assert second["next"] is None
-    assert get_json(f"{stack.storefront_url}/getAllUserBuys/{userid}?limit=5000")[0] == 400
+    assert get_json(f"{stack.storefront_url}/getAllUserBuys/{userid}?limit=5000", mine)[0] == 400
 
 
-def test_user_ids_with_url_characters_read_back(stack):
+def test_user_ids_with_url_characters_read_back(stack, bearer):
     userid = f"jane.doe+{int(time.time() * 1000)}@example.com"
-    assert (
-        call("POST", f"{stack.storefront_url}/buy", {"username": "Jane", "userid": userid, "price": 3})[0]
-        == 201
-    )
-    body = wait_for_count(stack, urllib.request.quote(userid, safe=""), 1)
+    body = {"username": "Jane", "userid": userid, "price": 3}
+    assert call("POST", f"{stack.storefront_url}/buy", body, headers=bearer(userid))[0] == 201
+    body = wait_for_count(stack, urllib.request.quote(userid, safe=""), 1, bearer(userid))
     assert body["userid"] == userid
 
 
@@ -100,20 +104,20 @@ def test_user_ids_with_url_characters_read_back(stack):
         (None, 400, "Request body must be a JSON object"),
     ],
 )
-def test_errors_over_http(stack, body, status, error):
+def test_errors_over_http(stack, bearer, body, status, error):
     raw = b"" if body is None else None
-    got, content, headers = call("POST", f"{stack.storefront_url}/buy", body, raw=raw)
+    got, content, headers = call("POST", f"{stack.storefront_url}/buy", body, raw=raw, headers=bearer("u"))
     assert got == status
     assert json.loads(content) == {"error": error}
     assert headers["Content-Type"] == "application/json"
 
 
-def test_other_errors_over_http_are_json(stack):
+def test_other_errors_over_http_are_json(stack, bearer):
     status, content, _ = call(
         "POST",
         f"{stack.storefront_url}/buy",
         raw=b"username=j",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        headers={"Content-Type": "application/x-www-form-urlencoded", **bearer("j")},
     )
     assert status == 415 and "error" in json.loads(content)
     status, content, _ = call("GET", f"{stack.storefront_url}/buy")
@@ -123,13 +127,13 @@ def test_other_errors_over_http_are_json(stack):
         assert status == 404 and json.loads(content) == {"error": "Not found"}
 
 
-def test_unknown_user_and_health(stack):
-    assert get_json(f"{stack.storefront_url}/getAllUserBuys/nonexistent") == (
+def test_unknown_user_and_health(stack, bearer):
+    assert get_json(f"{stack.storefront_url}/getAllUserBuys/nonexistent", bearer("nonexistent")) == (
         200,
         {"userid": "nonexistent", "purchases": [], "count": 0, "total_spent": 0, "next": None},
     )
-    assert get_json(f"{stack.storefront_url}/health") == (200, {"status": "healthy"})
-    assert get_json(f"{stack.ledger_url}/health") == (200, {"status": "healthy", "mongodb": "connected"})
+    assert get_json(f"{stack.storefront_url}/health", {}) == (200, {"status": "healthy"})
+    assert get_json(f"{stack.ledger_url}/health", {}) == (200, {"status": "healthy", "mongodb": "connected"})
 
 
 def test_roles_serve_only_their_own_urls(stack):
@@ -143,11 +147,10 @@ def scrape(port) -> str:
         return response.read().decode()
 
 
-def test_every_process_serves_its_metrics(stack, userid):
-    assert (
-        call("POST", f"{stack.storefront_url}/buy", {"username": "j", "userid": userid, "price": 1})[0] == 201
-    )
-    wait_for_count(stack, userid, 1)
+def test_every_process_serves_its_metrics(stack, userid, bearer):
+    body = {"username": "j", "userid": userid, "price": 1}
+    assert call("POST", f"{stack.storefront_url}/buy", body, headers=bearer(userid))[0] == 201
+    wait_for_count(stack, userid, 1, bearer(userid))
     storefront = scrape(stack.ports.storefront_metrics)
     assert 'purchases_published_total{outcome="acked"}' in storefront
     assert "purchase_publish_seconds_bucket" in storefront
@@ -204,16 +207,19 @@ def test_the_database_requires_the_credentials_the_services_use(stack):
         assert client[stack.database]["purchases"].estimated_document_count() >= 0
 
 
-def test_a_retry_with_the_same_idempotency_key_is_stored_once(stack, userid):
+def test_a_retry_with_the_same_idempotency_key_is_stored_once(stack, userid, bearer):
     body = {"username": "john", "userid": userid, "price": "19.99"}
-    headers = {"Idempotency-Key": "checkout-7f3a", "Content-Type": "application/json"}
+    headers = {"Idempotency-Key": "checkout-7f3a", "Content-Type": "application/json", **bearer(userid)}
     first = call("POST", f"{stack.storefront_url}/buy", body, headers=headers)
     retry = call("POST", f"{stack.storefront_url}/buy", body, headers=headers)
     assert first[0] == retry[0] == 201
     purchase_id = json.loads(first[1])["data"]["purchase_id"]
     assert json.loads(retry[1])["data"]["purchase_id"] == purchase_id
     # A later purchase without a key shows the consumer got past both.
-    assert call("POST", f"{stack.storefront_url}/buy", {**body, "price": "1.00"})[0] == 201
-    listed = wait_for_count(stack, userid, 2)
+    assert (
+        call("POST", f"{stack.storefront_url}/buy", {**body, "price": "1.00"}, headers=bearer(userid))[0]
+        == 201
+    )
+    listed = wait_for_count(stack, userid, 2, bearer(userid))
     assert [p["purchase_id"] for p in listed["purchases"]].count(purchase_id) == 1
     assert listed["total_spent"] == Decimal("20.99")

@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 import pytest
 
+from purchases_project import identity
+
 HOSTILE_BODIES = [
     b'{"username":"u","userid":"x","price":1e99999999999999999999}',
     b'{"username":"u","userid":"x","price":"1e-99999999999999999999"}',
@@ -69,11 +71,16 @@ def assert_client_error(answer):
 
 
 @pytest.fixture(scope="module")
-def web(stack):
-    """The two web processes' ports, and a check that they logged no server error meanwhile."""
+def web(stack, bearer):
+    """The two web processes' ports and a valid token (the checks below come after the token's),
+    and a check that they logged no server error meanwhile."""
     logs = {role: stack.procs[role].log for role in ("storefront", "ledger")}
     offsets = {role: log.stat().st_size for role, log in logs.items()}
-    yield {"storefront": stack.ports.storefront, "ledger": stack.ports.ledger}
+    yield {
+        "storefront": stack.ports.storefront,
+        "ledger": stack.ports.ledger,
+        "auth": bearer("x", scope=identity.READ_ALL_SCOPE),
+    }
     for role, log in logs.items():
         with log.open("rb") as handle:
             handle.seek(offsets[role])
@@ -83,7 +90,9 @@ def web(stack):
 
 @pytest.mark.parametrize("body", HOSTILE_BODIES, ids=range(len(HOSTILE_BODIES)))
 def test_hostile_bodies_are_400(web, body):
-    answer = request(web["storefront"], "POST", "/buy", body, {"Content-Type": "application/json"})
+    answer = request(
+        web["storefront"], "POST", "/buy", body, {"Content-Type": "application/json", **web["auth"]}
+    )
     assert_client_error(answer)
     assert answer[0] == 400
 
@@ -92,14 +101,14 @@ def test_hostile_bodies_are_400(web, body):
 @pytest.mark.parametrize("query", HOSTILE_QUERIES, ids=range(len(HOSTILE_QUERIES)))
 def test_hostile_page_parameters_are_400(web, service, query):
     path = "/getAllUserBuys/u-hostile" if service == "storefront" else "/purchases/u-hostile"
-    assert_client_error(request(web[service], "GET", f"{path}?{query}"))
+    assert_client_error(request(web[service], "GET", f"{path}?{query}", headers=web["auth"]))
 
 
 @pytest.mark.parametrize("service", ["storefront", "ledger"])
 @pytest.mark.parametrize("userid", HOSTILE_USERIDS, ids=range(len(HOSTILE_USERIDS)))
 def test_unaddressable_userids_are_400(web, service, userid):
     path = "/getAllUserBuys/" if service == "storefront" else "/purchases/"
-    status, _, body = answer = request(web[service], "GET", path + userid)
+    status, _, body = answer = request(web[service], "GET", path + userid, headers=web["auth"])
     assert_client_error(answer)
     assert status in (400, 404), body
 
@@ -108,7 +117,7 @@ def test_unaddressable_userids_are_400(web, service, userid):
 def test_moments_beyond_the_calendar_are_clamped_not_refused(web, service):
     path = "/getAllUserBuys/u-hostile" if service == "storefront" else "/purchases/u-hostile"
     query = "since=0001-01-01T00:00:00%2B14:00&until=9999-12-31T23:59:59-14:00"
-    status, _, body = request(web[service], "GET", f"{path}?{query}")
+    status, _, body = request(web[service], "GET", f"{path}?{query}", headers=web["auth"])
     assert status == 200, body
     assert json.loads(body)["purchases"] == []
 
@@ -118,12 +127,14 @@ def test_a_disallowed_host_is_a_json_400(web, service):
     assert_client_error(request(web[service], "GET", "/health", headers={"Host": "evil.example"}))
 
 
-def post_chunked(port: int, pieces: list[bytes]) -> tuple[int, dict]:
+def post_chunked(port: int, pieces: list[bytes], headers: dict) -> tuple[int, dict]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
     try:
         connection.putrequest("POST", "/buy")
         connection.putheader("Content-Type", "application/json")
         connection.putheader("Transfer-Encoding", "chunked")
+        for name, value in headers.items():
+            connection.putheader(name, value)
         connection.endheaders()
         for piece in pieces:
             connection.send(b"%x\r\n%s\r\n" % (len(piece), piece))
@@ -134,13 +145,13 @@ def post_chunked(port: int, pieces: list[bytes]) -> tuple[int, dict]:
         connection.close()
 
 
-def test_a_chunked_body_is_read(web, userid):
+def test_a_chunked_body_is_read(web, userid, bearer):
     body = json.dumps({"username": "chunky", "userid": userid, "price": "4.20"}).encode()
-    status, answer = post_chunked(web["storefront"], [body[:10], body[10:]])
+    status, answer = post_chunked(web["storefront"], [body[:10], body[10:]], bearer(userid))
     assert status == 201, answer
     assert answer["data"]["userid"] == userid and answer["data"]["price"] == 4.2
 
 
 def test_a_chunked_body_over_the_limit_is_413(web):
-    status, answer = post_chunked(web["storefront"], [b" " * 16384] * 5)  # 80 KiB: over 64 KiB
+    status, answer = post_chunked(web["storefront"], [b" " * 16384] * 5, web["auth"])  # 80 KiB: over 64 KiB
     assert status == 413 and "error" in answer

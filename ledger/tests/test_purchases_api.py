@@ -4,13 +4,21 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 
 from devstack.stack import free_port
 from ledger import db, selectors, services
 from ledger.documents import PAGE_INDEX, Purchase
+from purchases_project import identity
 from purchases_project.events import PurchaseEvent
 
 pytestmark = pytest.mark.urls("ledger.urls")
+
+
+@pytest.fixture
+def client(bearer):
+    """The test client as support staff, who may read any user's purchases."""
+    return Client(headers=bearer("support", scope=identity.READ_ALL_SCOPE))
 
 
 def record(userid, *prices):
@@ -197,3 +205,19 @@ def test_a_bad_parameter_in_a_browser_gets_the_browsable_error_page(client, live
     assert b"limit" in page.content
     as_json = client.get("/purchases/anyone?limit=0", HTTP_ACCEPT="application/json")
     assert as_json.status_code == 400 and "limit" in as_json.json()["error"]
+
+
+def test_a_customer_reads_their_own_purchases_only(live_settings, bearer, userid):
+    record(userid, "2.00")
+    customer = Client(headers=bearer(userid))
+    own = customer.get(f"/purchases/{userid}")
+    assert own.status_code == 200 and own.json()["count"] == 1
+    other = customer.get(f"/purchases/{userid}-other")
+    assert other.status_code == 403 and "error" in other.json()
+
+
+def test_the_ledger_refuses_a_request_without_a_token():
+    response = Client().get("/purchases/anyone")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="purchases"'
+    assert response.json() == {"error": "A bearer token is required"}

@@ -1,7 +1,9 @@
 """Storing purchases exactly once, with summaries that never drift (real database)."""
 
+import time
 from decimal import Decimal
 
+import pymongo
 import pytest
 
 from ledger import db, selectors, services
@@ -62,3 +64,21 @@ def test_purchases_have_a_unique_purchase_id_index(database):
         ("timestamp", 1),
         ("purchase_id", 1),
     ]
+
+
+def test_a_failed_attempt_leaves_no_transaction_holding_the_summaries(database, userid):
+    """An attempt whose time budget runs out mid-transaction must not leave the transaction
+    open on the server (pymongo's abort, inside the spent budget, is never sent): the retry
+    would fail on a write conflict until the server's transaction lifetime ends."""
+    services.purchases_record(events=[event(userid, "1.00")])
+    client = db.connect()
+    summaries = services.UserSummary._get_collection()
+    with pytest.raises(pymongo.errors.PyMongoError), client.start_session() as session:
+        with services._session_ended_on_the_server_on_failure(client, session):
+            with pymongo.timeout(0.5), session.start_transaction():
+                summaries.update_one({"_id": userid}, {"$inc": {"count": 100}}, session=session)
+                time.sleep(0.6)  # the attempt's budget runs out while the transaction is open
+                summaries.find_one({"_id": userid}, session=session)
+    retry = services.purchases_record(events=[event(userid, "2.00")], timeout_s=5)
+    assert retry.stored == 1
+    assert selectors.user_summary_get(userid=userid) == (2, Decimal("3.00"))

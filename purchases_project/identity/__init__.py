@@ -8,8 +8,9 @@ The one place that verifies tokens, for both web roles. In a plain Django view::
         return identity.error_response(exc)
 
 In a DRF view, `authentication_classes = [identity.BearerTokenAuthentication]`;
-`request.user` is then the `Principal`. `principal.may_read(userid)` is the
-object-level rule for reads; `principal.token` is what the storefront forwards.
+`request.user` is then the `Principal`, which `identity.principal(request)` returns
+typed. `principal.may_read(userid)` is the object-level rule for reads;
+`principal.token` is what the storefront forwards.
 """
 
 from purchases_project.identity.tokens import READ_ALL_SCOPE, AuthError, Principal
@@ -19,6 +20,7 @@ from purchases_project.identity.web import (
     bearer_token,
     check_settings,
     error_response,
+    principal,
     reset,
     verifier,
 )
@@ -32,6 +34,7 @@ __all__ = [
     "bearer_token",
     "check_settings",
     "error_response",
+    "principal",
     "reset",
     "verifier",
 ]

@@ -148,6 +148,7 @@ def signing_keys(document: dict) -> dict[str, RSAKey | ECKey]:
         except (JoseError, ValueError, TypeError) as exc:
             logger.warning("JWKS key %r left out: %s", entry["kid"], exc)
             continue
+        assert isinstance(key, RSAKey | ECKey), "`usable` admits RSA and EC entries only"
         if isinstance(key, RSAKey) and key.raw_value.key_size < 2048:
             continue
         keys[entry["kid"]] = key
@@ -157,8 +158,16 @@ def signing_keys(document: dict) -> dict[str, RSAKey | ECKey]:
 class Jwks:
     """The issuer's signing keys, parsed once and refetched under the rules above."""
 
-    def __init__(self, url: str, *, clock: Clock = time.time, fetch: Callable[[str], dict] = fetch_jwks):
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock = time.time,
+        fetch: Callable[[str], dict] = fetch_jwks,
+        refetch_interval_s: float = REFETCH_INTERVAL_S,
+    ):
         self.url = url
+        self.refetch_interval_s = refetch_interval_s
         self._clock = clock
         self._fetch = fetch
         self._keys: dict[str, RSAKey | ECKey] = {}
@@ -176,7 +185,7 @@ class Jwks:
         with self._lock:
             if kid not in self._keys or self._stale(now):
                 since = None if self._tried_at is None else abs(now - self._tried_at)
-                wait = REFETCH_INTERVAL_S if self._keys else RETRY_WITHOUT_KEYS_S
+                wait = self.refetch_interval_s if self._keys else RETRY_WITHOUT_KEYS_S
                 if since is None or since >= wait:
                     self._refresh(now)
             if not self._keys:

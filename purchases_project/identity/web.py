@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
 
 from purchases_project.errors import json_response
 from purchases_project.identity.tokens import AuthError, Jwks, Principal, TokenVerifier
@@ -61,7 +62,7 @@ def verifier() -> TokenVerifier:
                 _verifier = TokenVerifier(
                     issuer=settings.AUTH_ISSUER,
                     audience=settings.AUTH_AUDIENCE,
-                    jwks=Jwks(settings.AUTH_JWKS_URL),
+                    jwks=Jwks(settings.AUTH_JWKS_URL, refetch_interval_s=settings.AUTH_JWKS_REFETCH_S),
                     userid_claim=settings.AUTH_USERID_CLAIM,
                 )
             current = _verifier
@@ -91,6 +92,13 @@ def bearer_token(request: HttpRequest) -> str:
 def authenticate(request: HttpRequest) -> Principal:
     """The verified customer of a plain Django view's request, or AuthError."""
     return verifier().verify(bearer_token(request))
+
+
+def principal(request: Request) -> Principal:
+    """`request.user` in a DRF view authenticated by `BearerTokenAuthentication`."""
+    user = request.user
+    assert isinstance(user, Principal), "BearerTokenAuthentication gives a Principal or fails the request"
+    return user
 
 
 def error_response(exc: AuthError) -> HttpResponse:

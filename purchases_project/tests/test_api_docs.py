@@ -17,10 +17,13 @@ def test_storefront_schema_is_valid_and_describes_buy(settings):
     validate(document)
     assert set(document["paths"]) == {"/buy", "/getAllUserBuys/{userid}", "/health"}
     buy = document["paths"]["/buy"]["post"]
-    assert set(buy["responses"]) == {"201", "400", "413", "415", "503"}
+    assert set(buy["responses"]) == {"201", "400", "401", "403", "413", "415", "503"}
+    assert buy["security"] == [{"bearerAuth": []}]
+    assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert [p["name"] for p in buy["parameters"]] == ["Idempotency-Key", "X-Request-ID"]
     listing = document["paths"]["/getAllUserBuys/{userid}"]["get"]
-    assert set(listing["responses"]) == {"200", "400", "404", "503", "504"}
+    assert set(listing["responses"]) == {"200", "400", "401", "403", "404", "503", "504"}
+    assert listing["security"] == [{"bearerAuth": []}]
     assert {p["name"] for p in listing["parameters"]} >= {"limit", "cursor", "since", "until", "userid"}
 
 
@@ -28,7 +31,8 @@ def test_ledger_schema_is_valid_and_has_no_storefront_operations(settings):
     document = schema("ledger.urls", settings)
     validate(document)
     assert set(document["paths"]) == {"/purchases/{userid}", "/health"}
-    assert set(document["paths"]["/purchases/{userid}"]["get"]["responses"]) == {"200", "400", "404", "503"}
+    reads = document["paths"]["/purchases/{userid}"]["get"]
+    assert set(reads["responses"]) == {"200", "400", "401", "403", "404", "503"}
     assert set(document["paths"]["/health"]["get"]["responses"]) == {"200", "503"}
 
 
@@ -38,8 +42,11 @@ def test_docs_ui_is_served_locally(urlconf, settings):
     page = Client().get("/api/docs/")
     assert page.status_code == 200
     html = page.content.decode()
-    assert "swagger-ui" in html and "/api/schema/" in html
+    assert "swagger-ui" in html and '<script src="/api/docs/?script=">' in html
     assert "cdn" not in html.lower()
+    script = Client().get("/api/docs/?script=")
+    assert script.status_code == 200 and script["Content-Type"].startswith("application/javascript")
+    assert "/api/schema/" in script.content.decode()
 
 
 def test_storefront_has_one_error_component(settings):

@@ -12,12 +12,24 @@ from storefront import producer
 pytestmark = pytest.mark.urls("storefront.urls")
 
 
-def buy(client, body, **headers):
-    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    # CONTENT_TYPE explicitly: the test client drops it for an empty body, curl does not.
-    return client.post(
-        "/buy", data=data, content_type="application/json", headers=headers, CONTENT_TYPE="application/json"
-    )
+@pytest.fixture
+def buy(client, bearer):
+    """POST /buy as the customer the body names (or `as_user`), with a token of the test issuer."""
+
+    def post(body, as_user: str | None = None, **headers):
+        userid = body.get("userid") if isinstance(body, dict) else None
+        headers = {**bearer(as_user or (userid if isinstance(userid, str) else "u")), **headers}
+        data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        # CONTENT_TYPE explicitly: the test client drops it for an empty body, curl does not.
+        return client.post(
+            "/buy",
+            data=data,
+            content_type="application/json",
+            headers=headers,
+            CONTENT_TYPE="application/json",
+        )
+
+    return post
 
 
 @pytest.mark.parametrize(
@@ -54,32 +66,32 @@ def buy(client, body, **headers):
         ("[" * 1000 + "]" * 1000, "Request body must be a JSON object"),
     ],
 )
-def test_buy_rejects_invalid_purchases_with_the_contract_texts(client, body, error):
-    response = buy(client, body)
+def test_buy_rejects_invalid_purchases_with_the_contract_texts(buy, body, error):
+    response = buy(body)
     assert response.status_code == 400
     assert response.json() == {"error": error}
 
 
-def test_buy_rejects_price_with_three_decimals_even_when_it_looks_like_a_float(client):
-    response = buy(client, '{"username": "j", "userid": "u", "price": 29.999999999999999}')
+def test_buy_rejects_price_with_three_decimals_even_when_it_looks_like_a_float(buy):
+    response = buy('{"username": "j", "userid": "u", "price": 29.999999999999999}')
     assert response.status_code == 400
     assert "decimal places" in response.json()["error"]
 
 
-def test_buy_rejects_price_above_a_billion(client):
-    response = buy(client, {"username": "j", "userid": "u", "price": "1000000000.01"})
+def test_buy_rejects_price_above_a_billion(buy):
+    response = buy({"username": "j", "userid": "u", "price": "1000000000.01"})
     assert response.status_code == 400
     assert "1000000000" in response.json()["error"]
 
 
-def test_buy_answers_415_for_form_data(client):
-    response = client.post("/buy", data={"username": "j"})
+def test_buy_answers_415_for_form_data(client, bearer):
+    response = client.post("/buy", data={"username": "j"}, headers=bearer("j"))
     assert response.status_code == 415
     assert "error" in response.json()
 
 
-def test_buy_answers_413_for_a_body_over_64_kib(client):
-    response = buy(client, {"username": "j" * 70000, "userid": "u", "price": 1})
+def test_buy_answers_413_for_a_body_over_64_kib(buy):
+    response = buy({"username": "j" * 70000, "userid": "u", "price": 1})
     assert response.status_code == 413
     assert "error" in response.json()
 
@@ -97,8 +109,8 @@ def test_unknown_path_is_json_404(client):
     assert response.json() == {"error": "Not found"}
 
 
-def test_buy_rejects_an_overlong_idempotency_key(client):
-    response = buy(client, {"username": "j", "userid": "u", "price": 1}, **{"Idempotency-Key": "k" * 256})
+def test_buy_rejects_an_overlong_idempotency_key(buy):
+    response = buy({"username": "j", "userid": "u", "price": 1}, **{"Idempotency-Key": "k" * 256})
     assert response.status_code == 400
     assert "Idempotency-Key" in response.json()["error"]
 
@@ -125,10 +137,8 @@ def read_event(bootstrap: str, topic: str, purchase_id: str, timeout: float = 15
         consumer.close()
 
 
-def test_buy_publishes_one_acknowledged_event_keyed_by_userid(client, live_settings, userid):
-    response = buy(
-        client, {"username": "john", "userid": userid, "price": "1e2"}, **{"X-Request-ID": "req-abc-123"}
-    )
+def test_buy_publishes_one_acknowledged_event_keyed_by_userid(buy, live_settings, userid):
+    response = buy({"username": "john", "userid": userid, "price": "1e2"}, **{"X-Request-ID": "req-abc-123"})
     assert response.status_code == 201
     body = response.json()
     assert body["status"] == "success"
@@ -156,27 +166,50 @@ def test_buy_publishes_one_acknowledged_event_keyed_by_userid(client, live_setti
     assert ("x-request-id", b"req-abc-123") in message.headers()
 
 
-def test_buy_with_an_idempotency_key_repeats_its_purchase_id(client, live_settings, userid):
+def test_buy_with_an_idempotency_key_repeats_its_purchase_id(buy, live_settings, userid):
     body = {"username": "john", "userid": userid, "price": 5}
-    first = buy(client, body, **{"Idempotency-Key": "order-1"})
-    again = buy(client, body, **{"Idempotency-Key": "order-1"})
-    other = buy(client, body, **{"Idempotency-Key": "order-2"})
+    first = buy(body, **{"Idempotency-Key": "order-1"})
+    again = buy(body, **{"Idempotency-Key": "order-1"})
+    other = buy(body, **{"Idempotency-Key": "order-2"})
     assert first.status_code == again.status_code == other.status_code == 201
     assert first.json()["data"]["purchase_id"] == again.json()["data"]["purchase_id"]
     assert first.json()["data"]["purchase_id"] != other.json()["data"]["purchase_id"]
 
 
-def test_buy_answers_503_within_two_seconds_when_the_broker_is_unreachable(client, settings):
+def test_buy_answers_503_within_two_seconds_when_the_broker_is_unreachable(buy, settings):
     import time
 
     settings.KAFKA_BOOTSTRAP_SERVERS = f"127.0.0.1:{free_port()}"  # nothing listens there
     producer.close_producer()
     try:
         started = time.monotonic()
-        response = buy(client, {"username": "j", "userid": "u", "price": 1})
+        response = buy({"username": "j", "userid": "u", "price": 1})
         elapsed = time.monotonic() - started
     finally:
         producer.close_producer()
     assert response.status_code == 503
     assert "broker" in response.json()["error"]
     assert elapsed < 2.0
+
+
+def test_buy_without_a_token_is_401_with_a_bearer_challenge(client):
+    response = client.post("/buy", data="{}", content_type="application/json")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="purchases"'
+    assert response.json() == {"error": "A bearer token is required"}
+
+
+def test_buy_for_another_customer_is_403_but_a_bad_body_is_400_first(buy, userid):
+    other = buy({"username": "j", "userid": userid, "price": 1}, as_user="someone-else")
+    assert other.status_code == 403
+    assert "error" in other.json()
+    bad = buy({"username": "j", "userid": userid, "price": "abc"}, as_user="someone-else")
+    assert bad.status_code == 400
+    assert bad.json() == {"error": "Price must be a valid number"}
+
+
+def test_an_idempotency_key_is_scoped_to_the_customer(buy, live_settings, userid):
+    mine = buy({"username": "j", "userid": userid, "price": 1}, **{"Idempotency-Key": "k-1"})
+    theirs = buy({"username": "x", "userid": f"{userid}-b", "price": 9}, **{"Idempotency-Key": "k-1"})
+    assert mine.status_code == theirs.status_code == 201
+    assert mine.json()["data"]["purchase_id"] != theirs.json()["data"]["purchase_id"]

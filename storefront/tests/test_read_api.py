@@ -17,8 +17,8 @@ def test_health(client):
     assert response.json() == {"status": "healthy"}
 
 
-def test_unknown_user_has_no_purchases(client, live_settings):
-    response = client.get("/getAllUserBuys/nonexistent-user-xyz")
+def test_unknown_user_has_no_purchases(client, live_settings, bearer):
+    response = client.get("/getAllUserBuys/nonexistent-user-xyz", headers=bearer("nonexistent-user-xyz"))
     assert response.status_code == 200
     assert response.json() == {
         "userid": "nonexistent-user-xyz",
@@ -29,15 +29,15 @@ def test_unknown_user_has_no_purchases(client, live_settings):
     }
 
 
-def test_ledger_unreachable_is_503(client, settings):
+def test_ledger_unreachable_is_503(client, settings, bearer):
     settings.LEDGER_API_URL = f"http://127.0.0.1:{free_port()}"
     ledger_client._session = None
-    response = client.get("/getAllUserBuys/someone")
+    response = client.get("/getAllUserBuys/someone", headers=bearer("someone"))
     assert response.status_code == 503
     assert response.json() == {"error": "The ledger is unavailable"}
 
 
-def test_ledger_too_slow_is_504(client, settings):
+def test_ledger_too_slow_is_504(client, settings, bearer):
     # A listening socket that never answers: connections succeed, reads time out.
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -46,7 +46,22 @@ def test_ledger_too_slow_is_504(client, settings):
         settings.LEDGER_READ_TIMEOUT_S = 0.5
         ledger_client._session = None
         started = time.monotonic()
-        response = client.get("/getAllUserBuys/someone")
+        response = client.get("/getAllUserBuys/someone", headers=bearer("someone"))
     assert response.status_code == 504
     assert response.json() == {"error": "The ledger did not answer in time"}
     assert time.monotonic() - started < 3
+
+
+def test_next_links_are_built_on_the_public_base_url(client, live_settings, settings, bearer, userid):
+    from decimal import Decimal
+
+    from ledger import services
+    from purchases_project.events import PurchaseEvent
+
+    services.purchases_record(
+        events=[PurchaseEvent.new(username="j", userid=userid, price=Decimal(p)) for p in ("1", "2")]
+    )
+    settings.PUBLIC_BASE_URL = "https://shop.example.com"
+    response = client.get(f"/getAllUserBuys/{userid}?limit=1", headers=bearer(userid), HTTP_HOST="127.0.0.1")
+    assert response.status_code == 200
+    assert response.json()["next"].startswith(f"https://shop.example.com/getAllUserBuys/{userid}?")

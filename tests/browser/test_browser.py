@@ -3,8 +3,9 @@ against the shared stack.
 
 The ledger's and the storefront's DRF pages render in HTML, both docs UIs render
 their operations (a docs page that loads but shows none is a failure), and a
-purchase sent through the storefront's Swagger UI "Try it out" on POST /buy is
-answered 201 and then shows up on the storefront's browsable purchase list.
+purchase sent through the storefront's Swagger UI — "Authorize" with a bearer token,
+then "Try it out" on POST /buy — is answered 201 and then shows up on the
+storefront's browsable purchase list (opened with the same token).
 
 Playwright never downloads a browser here: it drives Debian's `chromium`
 (`scripts/setup-test.sh` installs it). A missing browser is a failure, not a skip.
@@ -44,9 +45,11 @@ UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 # -- helpers -------------------------------------------------------------------
 
 
-def call(method, url, body=None):
+def call(method, url, token, body=None):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Authorization": f"Bearer {token}"}
+    )
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
@@ -60,7 +63,8 @@ def wait_for_purchase(stack, userid: str, purchase_id: str, timeout: float = 15.
     """Until the storefront's JSON read path lists the purchase (the consumer has stored it)."""
 
     def ready():
-        status, body = call("GET", f"{stack.storefront_url}/getAllUserBuys/{quote(userid, safe='')}")
+        url = f"{stack.storefront_url}/getAllUserBuys/{quote(userid, safe='')}"
+        status, body = call("GET", url, stack.issuer.token(userid))
         if status != 200:
             return None
         data = json.loads(body)
@@ -182,14 +186,19 @@ def page(browser):
 
 
 def test_ledger_browsable_page_shows_a_users_purchase(stack, page, userid, artifacts):
+    token = stack.issuer.token(userid)
     status, body = call(
-        "POST", f"{stack.storefront_url}/buy", {"username": "browser-a", "userid": userid, "price": "12.34"}
+        "POST",
+        f"{stack.storefront_url}/buy",
+        token,
+        {"username": "browser-a", "userid": userid, "price": "12.34"},
     )
     assert status == 201, body
     purchase_id = json.loads(body)["data"]["purchase_id"]
     wait_for_purchase(stack, userid, purchase_id)
 
     watch = PageWatch(page)
+    page.set_extra_http_headers({"Authorization": f"Bearer {token}"})
     response = page.goto(f"{stack.ledger_url}/purchases/{userid}")
     assert response.status == 200
     assert "text/html" in response.headers["content-type"]
@@ -211,7 +220,13 @@ def test_purchase_through_the_storefront_docs_then_its_browsable_list(stack, pag
     assert_styled(page)
     screenshot(page, artifacts, "b1-storefront-docs")
 
-    # (b) POST /buy through "Try it out".
+    # (b) "Authorize" with the customer's token, then POST /buy through "Try it out".
+    token = stack.issuer.token(userid)
+    page.locator(".auth-wrapper button.authorize").click()
+    dialog = page.locator(".modal-ux")
+    dialog.locator("input").first.fill(token)
+    dialog.locator("button.modal-btn.authorize").click()
+    dialog.locator("button.btn-done").click()
     buy = operation(page, "post", "/buy")
     buy.locator(".opblock-summary").first.click()
     buy.get_by_role("button", name="Try it out").click()
@@ -238,6 +253,7 @@ def test_purchase_through_the_storefront_docs_then_its_browsable_list(stack, pag
     # (c) The storefront's browsable list shows it once the consumer has stored it.
     purchase_id = data["purchase_id"]
     deadline = time.monotonic() + 15
+    page.set_extra_http_headers({"Authorization": f"Bearer {token}"})
     page.goto(f"{stack.storefront_url}/getAllUserBuys/{userid}")
     while True:
         assert "text/html" in (page.evaluate("document.contentType") or "")

@@ -25,6 +25,14 @@ class Load:
         self.statuses: Counter = Counter()
         self.sent = 0
         self.run_id = uuid.uuid4().hex[:6]
+        # One token per customer, minted once: the load measures the services, not the signing.
+        self.headers = {
+            userid: {
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {stack.issuer.token(userid)}",
+            }
+            for userid in (f"load-{self.run_id}-{n}" for n in range(users))
+        }
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._workers = [threading.Thread(target=self._work, args=(i,), daemon=True) for i in range(threads)]
@@ -60,7 +68,7 @@ class Load:
             price = Decimal(n % 5000) / 100
             body = json.dumps({"username": "load", "userid": userid, "price": str(price)})
             try:
-                connection.request("POST", "/buy", body=body, headers={"Content-Type": "application/json"})
+                connection.request("POST", "/buy", body=body, headers=self.headers[userid])
                 response = connection.getresponse()
                 payload = response.read()
                 status = response.status

@@ -11,7 +11,8 @@ in the app or in its schema: the test fails and prints what was found with a `cu
 to reproduce it.
 
 POST /buy cases publish real purchases of random users to the shared stack's
-broker; the examples are bounded, so that stays small.
+broker; the examples are bounded, so that stays small. Each request carries a
+bearer token for the customer it names (hooks.py).
 
 Reproduce a failing run with FUZZ_SEED=<the seed printed>; FUZZ_MAX_EXAMPLES
 changes the bound (default 50 per operation).
@@ -27,6 +28,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from devstack.stack import ROOT
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 CHECKS = ",".join(
@@ -81,6 +84,12 @@ def test_live_schema_fuzzing_finds_nothing(stack, service, artifacts, tmp_path):
     ]
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env["NO_PROXY"] = "127.0.0.1"
+    # hooks.py gives every request a token for the customer it is about.
+    env.update(
+        SCHEMATHESIS_HOOKS="tests.fuzz.hooks",
+        PYTHONPATH=str(ROOT),
+        FUZZ_ISSUER_DIR=str(stack.issuer.directory),
+    )
     try:
         run = subprocess.run(
             cmd,
@@ -101,5 +110,6 @@ def test_live_schema_fuzzing_finds_nothing(stack, service, artifacts, tmp_path):
         f"schemathesis found problems in the {service} (exit {run.returncode}, seed {seed}; "
         f"rerun with FUZZ_SEED={seed}):\n{_findings(output)}"
     )
+    assert "Authentication failed" not in output, f"requests went without a valid token:\n{output}"
     tested = re.search(r"Tested:\s+(\d+)", output)
     assert tested and int(tested.group(1)) >= 2, f"no operation was tested:\n{output}"

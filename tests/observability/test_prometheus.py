@@ -156,11 +156,12 @@ class Prometheus:
         return json.loads(proc.stdout)
 
 
-def drive_purchases(port: int, rate: float, seconds: float, userid: str) -> dict:
+def drive_purchases(port: int, rate: float, seconds: float, userid: str, token: str) -> dict:
     """POST /buy at a paced rate from two connections; returns counts by status."""
     results: dict = {"sent": 0, "by_status": {}, "errors": 0}
     lock = threading.Lock()
     body = json.dumps({"username": "obs", "userid": userid, "price": "1.00"}).encode()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     total = int(rate * seconds)
     start = time.monotonic() + 0.05
     lanes = 2
@@ -173,9 +174,7 @@ def drive_purchases(port: int, rate: float, seconds: float, userid: str) -> dict
                 if delay > 0:
                     time.sleep(delay)
                 try:
-                    status, _ = conn.request(
-                        "POST", "/buy", body=body, headers={"Content-Type": "application/json"}
-                    )
+                    status, _ = conn.request("POST", "/buy", body=body, headers=headers)
                     with lock:
                         results["by_status"][status] = results["by_status"].get(status, 0) + 1
                 except Exception:  # noqa: BLE001 - counted
@@ -227,7 +226,9 @@ def test_adapter_queries_against_a_real_prometheus(stack, tmp_path, userid):
             interval=0.2,
         )
 
-        driven = drive_purchases(stack.ports.storefront, RATE, DRIVE_SECONDS, userid)
+        driven = drive_purchases(
+            stack.ports.storefront, RATE, DRIVE_SECONDS, userid, stack.issuer.token(userid)
+        )
         assert driven["by_status"].get(201) == driven["sent"], driven
         assert driven["elapsed"] < WINDOW_SECONDS - 20, f"driving took too long to fit the window: {driven}"
 

@@ -28,7 +28,7 @@ def buy(stack, userid: str, rid: str) -> dict:
         "POST",
         f"{stack.storefront_url}/buy",
         {"username": "obs", "userid": userid, "price": "2.50"},
-        headers={"X-Request-ID": rid},
+        headers={"X-Request-ID": rid, "Authorization": f"Bearer {stack.issuer.token(userid)}"},
     )
     assert status == 201, body
     assert headers.get("X-Request-ID") == rid, f"the storefront did not echo X-Request-ID: {headers}"
@@ -123,7 +123,9 @@ def test_consumer_logs_the_stored_purchase_with_its_request_id(stack, userid):
 def test_get_all_user_buys_echoes_request_id(stack, userid):
     rid = new_request_id()
     status, body, headers = call(
-        "GET", f"{stack.storefront_url}/getAllUserBuys/{userid}", headers={"X-Request-ID": rid}
+        "GET",
+        f"{stack.storefront_url}/getAllUserBuys/{userid}",
+        headers={"X-Request-ID": rid, "Authorization": f"Bearer {stack.issuer.token(userid)}"},
     )
     assert status == 200, body
     assert headers.get("X-Request-ID") == rid, headers
@@ -176,8 +178,9 @@ def test_storefront_passes_the_request_id_to_the_ledger(stack, make_stack, useri
         s.start_web("storefront", WEB_CONCURRENCY="1", LEDGER_API_URL=ledger.url)
 
         rid = new_request_id()
+        auth = {"Authorization": f"Bearer {s.issuer.token(userid)}"}
         status, body, headers = call(
-            "GET", f"{s.storefront_url}/getAllUserBuys/{userid}", headers={"X-Request-ID": rid}
+            "GET", f"{s.storefront_url}/getAllUserBuys/{userid}", headers={"X-Request-ID": rid, **auth}
         )
         assert status == 200, body
         assert headers.get("X-Request-ID") == rid
@@ -187,7 +190,7 @@ def test_storefront_passes_the_request_id_to_the_ledger(stack, make_stack, useri
         assert received.get("X-Request-ID") == rid, received
 
         # Without one from the client, the storefront's own id goes to the ledger.
-        status, body, headers = call("GET", f"{s.storefront_url}/getAllUserBuys/{userid}")
+        status, body, headers = call("GET", f"{s.storefront_url}/getAllUserBuys/{userid}", headers=auth)
         assert status == 200, body
         made = headers.get("X-Request-ID")
         assert made and made != rid

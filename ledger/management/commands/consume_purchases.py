@@ -8,12 +8,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from prometheus_client import start_http_server
 
-from ledger.consumer import (
-    ConsumerSettings,
-    PurchaseConsumer,
-    ShutdownTimeout,
-    TooManyInvalidEvents,
-)
+from ledger.consumer import PurchaseBatches, TooManyInvalidEvents, purchase_consumer
+from purchases_project.kafka_engine import Engine, ShutdownTimeout
 
 
 class Command(BaseCommand):
@@ -41,8 +37,7 @@ class Command(BaseCommand):
             logging.getLogger().setLevel(loglevel)
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
-        config = ConsumerSettings.from_django(topic=topic, group=group, batch_size=batch_size)
-        consumer = PurchaseConsumer(config)
+        consumer = purchase_consumer(topic=topic, group=group, batch_size=batch_size)
 
         def on_signal(signum, frame):
             if consumer.stopping:
@@ -56,9 +51,9 @@ class Command(BaseCommand):
         # Before anything else, so a signal during start-up is a warm shutdown too.
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        self._banner(config, metrics_port)
+        self._banner(consumer, metrics_port)
         if metrics_port:
-            start_http_server(metrics_port, addr=os.environ.get("BIND_ADDRESS", "0.0.0.0"))
+            start_http_server(metrics_port, addr=settings.BIND_ADDRESS)
 
         try:
             consumer.run()
@@ -66,14 +61,16 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self.stdout.write("consumer stopped")
 
-    def _banner(self, config: ConsumerSettings, metrics_port: int) -> None:
+    def _banner(self, consumer: Engine[PurchaseBatches], metrics_port: int) -> None:
+        config = consumer.config
         lines = [
             "purchase consumer",
-            f"  broker:     {config.bootstrap_servers}",
-            f"  topic:      {config.topic} (dead letters: {config.dlq_topic})",
-            f"  group:      {config.group}",
+            f"  broker:     {config.kafka['bootstrap.servers']}",
+            f"  topic:      {config.topic} (dead letters: {consumer.handler.dlq_topic})",
+            f"  group:      {config.kafka['group.id']}",
             f"  database:   {settings.MONGODB_DATABASE} (collection {settings.MONGODB_COLLECTION})",
             f"  batch size: {config.batch_size}",
             f"  metrics:    {':' + str(metrics_port) + '/metrics' if metrics_port else 'off'}",
+            f"  liveness:   {config.liveness_file or 'off'}",
         ]
         self.stdout.write("\n".join(lines))

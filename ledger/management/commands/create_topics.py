@@ -23,7 +23,6 @@ class Command(BaseCommand):
             raise CommandError("--partitions must be at least 1")
         try:
             outcome = topics_ensure(
-                bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
                 topics={settings.KAFKA_TOPIC: partitions, settings.KAFKA_DLQ_TOPIC: partitions},
             )
         except KafkaException as exc:

@@ -22,16 +22,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, idle_timeout: float, max_messages: int, **options):
         replayer = DeadLetterReplayer(
-            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
             dlq_topic=settings.KAFKA_DLQ_TOPIC,
             topic=settings.KAFKA_TOPIC,
             group=REPLAY_GROUP,
             idle_timeout_s=idle_timeout,
             max_messages=max_messages,
-            extra={
-                "session.timeout.ms": settings.KAFKA_SESSION_TIMEOUT_MS,
-                "heartbeat.interval.ms": settings.KAFKA_HEARTBEAT_INTERVAL_MS,
-            },
         )
         try:
             result = replayer.run()

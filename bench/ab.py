@@ -28,7 +28,7 @@ import urllib.request
 from pathlib import Path
 
 from bench import procs
-from bench.load import POST_LUA, wrk
+from bench.load import POST_LUA, use_issuer, wrk
 from devstack.stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,6 +121,7 @@ def one(name: str, root: Path, workdir: Path, seconds: float, extra_env: dict, p
         stack.create_topics()
         stack.start_web("storefront", WEB_CONCURRENCY=2)
         port = start_proxy(stack, stack.ports.storefront) if proxy else stack.ports.storefront
+        use_issuer(getattr(stack, "issuer", None), stack.workdir)
         url = f"http://127.0.0.1:{port}"
         wrk(url, POST_LUA, 8, 3, env={"BENCH_USER_PREFIX": "w-"})
         pids = {"storefront": [stack.procs["storefront"].pid], "broker": [stack.procs["broker"].pid]}

@@ -64,6 +64,7 @@ class OurRound:
                     if "already in use" not in str(exc) or attempt == 3:
                         raise
                     _log(f"{exc}; trying other ports")
+            load.use_issuer(stack.issuer, workdir)
             self.mongo = stack.mongo()
             self.coll = self.mongo[stack.database]["purchases"]
             # Warm-up: each worker's producer id, connections, first-request costs.

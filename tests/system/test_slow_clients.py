@@ -62,12 +62,13 @@ def test_health_and_purchases_answer_while_200_slow_clients_hang(make_stack):
     s.start_web("storefront")
     base = s.storefront_url
     body = {"username": "slow", "userid": "slow-1", "price": 1}
-    assert timed("POST", f"{base}/buy", body=body)[0] == 201
+    auth = {"Authorization": f"Bearer {s.issuer.token('slow-1')}"}
+    assert timed("POST", f"{base}/buy", body=body, headers=auth)[0] == 201
 
     clients = open_slow_clients(s.ports.storefront, SLOW_CLIENTS)
     try:
         probes = [timed("GET", f"{base}/health") for _ in range(PROBES)]
-        buys = [timed("POST", f"{base}/buy", body=body) for _ in range(3)]
+        buys = [timed("POST", f"{base}/buy", body=body, headers=auth) for _ in range(3)]
         still_open = sum(1 for c in clients if _open(c))
     finally:
         close_all(clients)

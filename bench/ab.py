@@ -19,7 +19,6 @@ import argparse
 import importlib.util
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from bench import procs
 from bench.load import POST_LUA, use_issuer, wrk
+from devstack.slow_clients import close_all, open_slow_clients
 from devstack.stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,16 +53,11 @@ def _probe(url: str, timeout: float = 2.0) -> float | None:
 
 
 def slow_clients(port: int, count: int = 200, probes: int = 10) -> dict:
-    clients = []
+    clients = open_slow_clients(port, count)
     try:
-        for i in range(count):
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
-            s.sendall(f"GET /health?slow={i} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ".encode())
-            clients.append(s)
         times = [_probe(f"http://127.0.0.1:{port}/health") for _ in range(probes)]
     finally:
-        for s in clients:
-            s.close()
+        close_all(clients)
     answered = [t for t in times if t is not None]
     return {
         "probes_answered": f"{len(answered)}/{probes}",

@@ -4,30 +4,27 @@ request with a bearer token of the stack's issuer."""
 
 import json
 import time
-import urllib.error
-import urllib.request
 from decimal import Decimal
+from urllib.parse import quote
 
 import pytest
 
 from devstack.stack import wait_until
+from tests.support.http import request
+from tests.support.metrics import has, scrape
+from tests.support.processes import run_python
 
 
 def call(method, url, body=None, headers=None, raw=None):
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    if data is not None and "Content-Type" not in (headers or {}):
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read(), response.headers
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(), exc.headers
+    """(status, body bytes, headers): a JSON `body`, or a `raw` one as it is."""
+    json_body = {} if body is None else {"json": body}
+    response = request(method, url, data=raw, headers=headers, **json_body)
+    return response.status_code, response.content, response.headers
 
 
 def get_json(url, headers):
-    status, body, _ = call("GET", url, headers=headers)
-    return status, json.loads(body, parse_float=Decimal)
+    response = request("GET", url, headers=headers)
+    return response.status_code, response.json(parse_float=Decimal)
 
 
 def wait_for_count(stack, userid, count, headers, timeout=30.0):
@@ -91,7 +88,7 @@ def test_user_ids_with_url_characters_read_back(stack, bearer):
     userid = f"jane.doe+{int(time.time() * 1000)}@example.com"
     body = {"username": "Jane", "userid": userid, "price": 3}
     assert call("POST", f"{stack.storefront_url}/buy", body, headers=bearer(userid))[0] == 201
-    body = wait_for_count(stack, urllib.request.quote(userid, safe=""), 1, bearer(userid))
+    body = wait_for_count(stack, quote(userid, safe=""), 1, bearer(userid))
     assert body["userid"] == userid
 
 
@@ -142,51 +139,32 @@ def test_roles_serve_only_their_own_urls(stack):
     assert call("GET", f"{stack.storefront_url}/metrics")[0] == 404  # metrics live on METRICS_PORT only
 
 
-def scrape(port) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return response.read().decode()
-
-
 def test_every_process_serves_its_metrics(stack, userid, bearer):
     body = {"username": "j", "userid": userid, "price": 1}
     assert call("POST", f"{stack.storefront_url}/buy", body, headers=bearer(userid))[0] == 201
     wait_for_count(stack, userid, 1, bearer(userid))
     storefront = scrape(stack.ports.storefront_metrics)
-    assert 'purchases_published_total{outcome="acked"}' in storefront
-    assert "purchase_publish_seconds_bucket" in storefront
-    assert "ledger_request_seconds_bucket" in storefront
-    assert "django_http_requests_total_by_method_total" in storefront
+    assert has(storefront, "purchases_published_total", outcome="acked")
+    assert has(storefront, "purchase_publish_seconds_bucket")
+    assert has(storefront, "ledger_request_seconds_bucket")
+    assert has(storefront, "django_http_requests_total_by_method_total")
     ledger = scrape(stack.ports.ledger_metrics)
-    assert "django_http_requests_latency_seconds_by_view_method_bucket" in ledger
+    assert has(ledger, "django_http_requests_latency_seconds_by_view_method_bucket")
 
     def consumer_counted():
         text = scrape(stack.ports.consumer_metrics)
-        return (
-            "kafka_consumer_lag{" in text
-            and 'kafka_messages_processed_total{status="stored"}' in text
-            and text
-        )
+        stored = has(text, "kafka_messages_processed_total", status="stored")
+        return has(text, "kafka_consumer_lag") and stored and text
 
     consumer = wait_until(consumer_counted, 15, "consumer metrics")
-    assert "kafka_consumer_batch_size_bucket" in consumer
-    assert "kafka_message_processing_seconds_bucket" in consumer
+    assert has(consumer, "kafka_consumer_batch_size_bucket")
+    assert has(consumer, "kafka_message_processing_seconds_bucket")
 
 
 def test_a_web_process_without_a_role_refuses_to_start(stack, tmp_path):
-    import subprocess
-
-    from devstack.stack import PYTHON, ROOT
-
     env = stack.env()
     env.pop("SERVICE_ROLE", None)
-    result = subprocess.run(
-        [PYTHON, "-m", "purchases_project.serve"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_python("-m", "purchases_project.serve", env=env, timeout=30)
     assert result.returncode != 0
     assert "SERVICE_ROLE must be one of storefront, ledger" in result.stderr + result.stdout
 

@@ -5,15 +5,18 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from pymongo.errors import PyMongoError
 
+from devstack.stack import wait_until
 from ledger import db, selectors
 from ledger.consumer import Batch, PurchaseBatches, TooManyInvalidEvents, purchase_consumer
 from ledger.services import RecordResult
 from ledger.tests.helpers import summaries_match_purchases
 from purchases_project.events import PurchaseEvent
 from purchases_project.topics import topics_ensure
+from tests.support import kafka
+from tests.support.metrics import scrape
 
 
 @pytest.fixture
@@ -72,40 +75,16 @@ class Running:
 
 def committed(bootstrap, group, topic, partition=0) -> int:
     """The group's committed offset (negative: none yet)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        [tp] = consumer.committed([TopicPartition(topic, partition)], timeout=10)
-        return tp.offset
-    finally:
-        consumer.close()
+    return kafka.committed(bootstrap, group, topic, [partition])[partition]
 
 
 def wait_for(condition, timeout=30.0):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+    wait_until(condition, timeout, "the condition", interval=0.1)
 
 
 def dead_letters(bootstrap, topic, expected, timeout=20.0):
-    import time
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"r-{uuid.uuid4()}"})
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    found = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(found) < expected and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and not message.error():
-                found.append(message)
-    finally:
-        consumer.close()
-    return found
+    """The first `expected` messages of a dead-letter topic (fewer if they do not come)."""
+    return kafka.read_count(bootstrap, topic, expected, timeout=timeout)
 
 
 def test_consumer_stores_good_events_and_dead_letters_bad_ones(live_settings, topic, userid):
@@ -251,7 +230,6 @@ def test_the_liveness_file_goes_stale_when_the_loop_freezes_while_metrics_still_
     live_settings, topic, userid, tmp_path, monkeypatch
 ):
     import time
-    import urllib.request
 
     from prometheus_client import start_http_server
 
@@ -277,8 +255,7 @@ def test_the_liveness_file_goes_stale_when_the_loop_freezes_while_metrics_still_
 
         produce(live_settings.KAFKA_BOOTSTRAP_SERVERS, topic, [good(userid)[1]])
         wait_for(lambda: time.time() - alive.stat().st_mtime > 6, timeout=30)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            assert response.status == 200 and b"kafka_consumer_lag" in response.read()
+        assert "kafka_consumer_lag" in scrape(port)  # answers while the loop is frozen
 
         release.set()
         wait_for(lambda: time.time() - alive.stat().st_mtime < 2, timeout=10)

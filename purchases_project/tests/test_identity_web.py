@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import subprocess
 import time
 
 import pytest
@@ -14,10 +13,11 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
-from devstack.stack import PYTHON, ROOT, Stack
+from devstack.stack import Stack
 from purchases_project import identity, local_issuer
 from purchases_project.identity.tokens import Jwks, TokenVerifier
 from purchases_project.local_issuer import LocalIssuer
+from tests.support.processes import run_python
 
 CHALLENGE = 'Bearer realm="purchases"'
 INVALID_CHALLENGE = 'Bearer realm="purchases", error="invalid_token"'
@@ -171,14 +171,7 @@ def test_a_web_process_without_an_issuer_refuses_to_start():
     env.update(
         SERVICE_ROLE="storefront", DJANGO_SECRET_KEY="x", DJANGO_SETTINGS_MODULE="purchases_project.settings"
     )
-    result = subprocess.run(
-        [PYTHON, "-m", "purchases_project.serve"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_python("-m", "purchases_project.serve", env=env)
     assert result.returncode != 0
     assert "AUTH_ISSUER" in result.stderr and "AUTH_JWKS_URL" in result.stderr
     assert "Listening at" not in result.stderr + result.stdout
@@ -187,13 +180,7 @@ def test_a_web_process_without_an_issuer_refuses_to_start():
 def test_issue_token_refuses_without_the_local_key(tmp_path):
     with pytest.raises(CommandError, match="no local signing key"):
         call_command("issue_token", "user123", issuer_dir=str(tmp_path / "nothing"))
-    result = subprocess.run(
-        [PYTHON, "manage.py", "issue_token", "user123", "--issuer-dir", str(tmp_path / "nothing")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_python("manage.py", "issue_token", "user123", "--issuer-dir", str(tmp_path / "nothing"))
     assert result.returncode != 0
     assert "no local signing key" in result.stderr
     assert not (tmp_path / "nothing").exists()

@@ -4,10 +4,10 @@ import json
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from devstack.stack import free_port
 from storefront import producer
+from tests.support.kafka import find_event
 
 pytestmark = pytest.mark.urls("storefront.urls")
 
@@ -115,28 +115,6 @@ def test_buy_rejects_an_overlong_idempotency_key(buy):
     assert "Idempotency-Key" in response.json()["error"]
 
 
-def read_event(bootstrap: str, topic: str, purchase_id: str, timeout: float = 15.0):
-    """Find one event on the topic by purchase_id (reads every partition from the start)."""
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4()}", "enable.auto.commit": False}
-    )
-    try:
-        metadata = consumer.list_topics(timeout=10).topics[topic]
-        consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
-        import time
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                continue
-            if json.loads(message.value()).get("purchase_id") == purchase_id:
-                return message
-        raise AssertionError(f"no event with purchase_id {purchase_id} on {topic}")
-    finally:
-        consumer.close()
-
-
 def test_buy_publishes_one_acknowledged_event_keyed_by_userid(buy, live_settings, userid):
     response = buy({"username": "john", "userid": userid, "price": "1e2"}, **{"X-Request-ID": "req-abc-123"})
     assert response.status_code == 201
@@ -151,9 +129,8 @@ def test_buy_publishes_one_acknowledged_event_keyed_by_userid(buy, live_settings
     uuid.UUID(data["purchase_id"])
     assert response["X-Request-ID"] == "req-abc-123"
 
-    message = read_event(
-        live_settings.KAFKA_BOOTSTRAP_SERVERS, live_settings.KAFKA_TOPIC, data["purchase_id"]
-    )
+    bootstrap, topic = live_settings.KAFKA_BOOTSTRAP_SERVERS, live_settings.KAFKA_TOPIC
+    message = find_event(bootstrap, topic, data["purchase_id"])
     assert message.key() == userid.encode()
     assert json.loads(message.value()) == {
         "schema_version": 1,

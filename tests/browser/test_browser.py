@@ -17,14 +17,13 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
 
 from devstack.stack import wait_until
+from tests.support import http
 
 pytestmark = pytest.mark.browser
 
@@ -45,29 +44,15 @@ UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 # -- helpers -------------------------------------------------------------------
 
 
-def call(method, url, token, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Authorization": f"Bearer {token}"}
-    )
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
 def wait_for_purchase(stack, userid: str, purchase_id: str, timeout: float = 15.0) -> dict:
     """Until the storefront's JSON read path lists the purchase (the consumer has stored it)."""
 
     def ready():
         url = f"{stack.storefront_url}/getAllUserBuys/{quote(userid, safe='')}"
-        status, body = call("GET", url, stack.issuer.token(userid))
-        if status != 200:
+        response = http.get(url, token=stack.issuer.token(userid))
+        if response.status_code != 200:
             return None
-        data = json.loads(body)
+        data = response.json()
         return data if purchase_id in [p["purchase_id"] for p in data["purchases"]] else None
 
     return wait_until(ready, timeout, f"purchase {purchase_id} of {userid}", interval=0.1)
@@ -187,14 +172,13 @@ def page(browser):
 
 def test_ledger_browsable_page_shows_a_users_purchase(stack, page, userid, artifacts):
     token = stack.issuer.token(userid)
-    status, body = call(
-        "POST",
+    answer = http.post(
         f"{stack.storefront_url}/buy",
-        token,
-        {"username": "browser-a", "userid": userid, "price": "12.34"},
+        json={"username": "browser-a", "userid": userid, "price": "12.34"},
+        token=token,
     )
-    assert status == 201, body
-    purchase_id = json.loads(body)["data"]["purchase_id"]
+    assert answer.status_code == 201, answer.content
+    purchase_id = answer.json()["data"]["purchase_id"]
     wait_for_purchase(stack, userid, purchase_id)
 
     watch = PageWatch(page)

@@ -1,30 +1,16 @@
-"""Small HTTP and metrics helpers for the observability tests (traffic to 127.0.0.1 only)."""
+"""What the observability tests share beyond tests/support: a raw keep-alive connection
+and the workers of a process (traffic to 127.0.0.1 only)."""
 
 from __future__ import annotations
 
 import http.client
-import json
 import subprocess
-import urllib.error
-import urllib.request
 
-from prometheus_client.parser import text_string_to_metric_families
+from tests.support.metrics import sample_value, scrape
+
+__all__ = ["REQUESTS_BY_METHOD", "Connection", "child_pids", "sample_value", "scrape"]
 
 REQUESTS_BY_METHOD = "django_http_requests_total_by_method_total"
-
-
-def call(method, url, body=None, headers=None, timeout=10):
-    """One request: (status, body bytes, headers with case-insensitive names); HTTP errors are
-    answers, not exceptions."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read(), response.headers
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(), exc.headers
 
 
 class Connection:
@@ -54,28 +40,6 @@ class Connection:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-def scrape(port: int, timeout: float = 5.0) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as response:
-        return response.read().decode()
-
-
-def samples(text: str, name: str) -> list[tuple[dict, float]]:
-    """Every sample called `name` in an exposition text, as (labels, value)."""
-    return [
-        (dict(s.labels), s.value)
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name
-    ]
-
-
-def sample_value(text: str, name: str, **labels) -> float:
-    """The one sample `name{labels}`; 0.0 when the series is not there yet (a counter not yet hit)."""
-    found = [v for got, v in samples(text, name) if all(got.get(k) == w for k, w in labels.items())]
-    assert len(found) <= 1, f"{name}{labels} matches {len(found)} series"
-    return found[0] if found else 0.0
 
 
 def child_pids(pid: int) -> list[int]:

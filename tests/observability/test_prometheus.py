@@ -20,18 +20,17 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
 from devstack.stack import free_port, http_ok, wait_until
 from tests.monitoring.adapter import render_adapter_query
-
-from .helpers import Connection, samples, scrape
+from tests.support import http
+from tests.support.load import Load
+from tests.support.metrics import samples, scrape
 
 PROMETHEUS = "/usr/bin/prometheus"
 NAMESPACE = "purchase-system"
@@ -140,9 +139,9 @@ class Prometheus:
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
 
     def api_query(self, query: str) -> list[dict]:
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return json.load(response)["data"]["result"]
+        response = http.get(f"{self.url}/api/v1/query?" + urlencode({"query": query}), timeout=5)
+        response.raise_for_status()
+        return response.json()["data"]["result"]
 
     def promtool_query(self, query: str) -> list[dict]:
         """`promtool query instant` against this server: the vector's samples."""
@@ -154,44 +153,6 @@ class Prometheus:
         )
         assert proc.returncode == 0, f"promtool query instant {query!r} failed:\n{proc.stdout}{proc.stderr}"
         return json.loads(proc.stdout)
-
-
-def drive_purchases(port: int, rate: float, seconds: float, userid: str, token: str) -> dict:
-    """POST /buy at a paced rate from two connections; returns counts by status."""
-    results: dict = {"sent": 0, "by_status": {}, "errors": 0}
-    lock = threading.Lock()
-    body = json.dumps({"username": "obs", "userid": userid, "price": "1.00"}).encode()
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-    total = int(rate * seconds)
-    start = time.monotonic() + 0.05
-    lanes = 2
-
-    def lane(offset: int) -> None:
-        conn = Connection(port, timeout=5)
-        try:
-            for i in range(offset, total, lanes):
-                delay = start + i / rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                try:
-                    status, _ = conn.request("POST", "/buy", body=body, headers=headers)
-                    with lock:
-                        results["by_status"][status] = results["by_status"].get(status, 0) + 1
-                except Exception:  # noqa: BLE001 - counted
-                    with lock:
-                        results["errors"] += 1
-                with lock:
-                    results["sent"] += 1
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=lane, args=(k,)) for k in range(lanes)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(seconds + 30)
-    results["elapsed"] = time.monotonic() - start
-    return results
 
 
 def consumer_lag(stack) -> float | None:
@@ -226,11 +187,14 @@ def test_adapter_queries_against_a_real_prometheus(stack, tmp_path, userid):
             interval=0.2,
         )
 
-        driven = drive_purchases(
-            stack.ports.storefront, RATE, DRIVE_SECONDS, userid, stack.issuer.token(userid)
+        # A paced load from two connections, all of it one customer's.
+        load = Load(
+            stack, count=int(RATE * DRIVE_SECONDS), threads=2, rate=RATE, userids=[userid], seconds=60
         )
-        assert driven["by_status"].get(201) == driven["sent"], driven
-        assert driven["elapsed"] < WINDOW_SECONDS - 20, f"driving took too long to fit the window: {driven}"
+        load.start().join()
+        driven = {"sent": load.sent, "by_status": dict(load.statuses), "elapsed": load.elapsed}
+        assert load.statuses[201] == load.sent, driven
+        assert load.elapsed < WINDOW_SECONDS - 20, f"driving took too long to fit the window: {driven}"
 
         # The consumer catches up; the lag metric says so (checked on the consumer first).
         wait_until(lambda: consumer_lag(stack) == 0, 20, "consumer lag 0 on the consumer's own /metrics", 0.2)

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from devstack.stack import Ports, wait_until
-
-from .helpers import call
+from tests.support import kafka
+from tests.support.http import request
 
 CONSUMER_LOG_WAIT_S = 15.0
 
@@ -24,15 +22,17 @@ def new_request_id() -> str:
 
 
 def buy(stack, userid: str, rid: str) -> dict:
-    status, body, headers = call(
+    response = request(
         "POST",
         f"{stack.storefront_url}/buy",
-        {"username": "obs", "userid": userid, "price": "2.50"},
-        headers={"X-Request-ID": rid, "Authorization": f"Bearer {stack.issuer.token(userid)}"},
+        json={"username": "obs", "userid": userid, "price": "2.50"},
+        headers={"X-Request-ID": rid},
+        token=stack.issuer.token(userid),
     )
-    assert status == 201, body
+    assert response.status_code == 201, response.content
+    headers = response.headers
     assert headers.get("X-Request-ID") == rid, f"the storefront did not echo X-Request-ID: {headers}"
-    return json.loads(body)["data"]
+    return response.json()["data"]
 
 
 def topic_of(stack) -> str:
@@ -42,37 +42,16 @@ def topic_of(stack) -> str:
 @pytest.mark.timeout(60)
 def test_buy_echoes_request_id_and_the_event_carries_it(stack, userid):
     topic = topic_of(stack)
-    reader = Consumer(
-        {
-            "bootstrap.servers": stack.bootstrap,
-            "group.id": f"obs-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    try:
-        partitions = sorted(reader.list_topics(topic, timeout=10).topics[topic].partitions)
-        assert partitions, f"topic {topic} has no partitions"
-        start = {p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    start = kafka.end_offsets(stack.bootstrap, topic)
+    assert start, f"topic {topic} has no partitions"
 
-        rid = new_request_id()
-        purchase = buy(stack, userid, rid)
+    rid = new_request_id()
+    purchase = buy(stack, userid, rid)
 
-        reader.assign([TopicPartition(topic, p, start[p]) for p in partitions])
-        found = None
-        deadline = time.monotonic() + 15
-        while found is None and time.monotonic() < deadline:
-            message = reader.poll(0.5)
-            if message is None or message.error():
-                continue
-            if json.loads(message.value()).get("purchase_id") == purchase["purchase_id"]:
-                found = message
-        assert found is not None, f"event {purchase['purchase_id']} not found on {topic}"
-        headers = dict(found.headers() or [])
-        assert headers.get("x-request-id") == rid.encode(), f"event headers: {found.headers()}"
-        assert found.key() == userid.encode()
-    finally:
-        reader.close()
+    found = kafka.find_event(stack.bootstrap, topic, purchase["purchase_id"], start=start, timeout=15)
+    headers = dict(found.headers() or [])
+    assert headers.get("x-request-id") == rid.encode(), f"event headers: {found.headers()}"
+    assert found.key() == userid.encode()
 
 
 def log_records(text: str) -> list[dict]:
@@ -122,14 +101,15 @@ def test_consumer_logs_the_stored_purchase_with_its_request_id(stack, userid):
 @pytest.mark.timeout(30)
 def test_get_all_user_buys_echoes_request_id(stack, userid):
     rid = new_request_id()
-    status, body, headers = call(
+    response = request(
         "GET",
         f"{stack.storefront_url}/getAllUserBuys/{userid}",
-        headers={"X-Request-ID": rid, "Authorization": f"Bearer {stack.issuer.token(userid)}"},
+        headers={"X-Request-ID": rid},
+        token=stack.issuer.token(userid),
     )
-    assert status == 200, body
-    assert headers.get("X-Request-ID") == rid, headers
-    assert json.loads(body)["userid"] == userid
+    assert response.status_code == 200, response.content
+    assert response.headers.get("X-Request-ID") == rid, response.headers
+    assert response.json()["userid"] == userid
 
 
 class FakeLedger:
@@ -178,20 +158,18 @@ def test_storefront_passes_the_request_id_to_the_ledger(stack, make_stack, useri
         s.start_web("storefront", WEB_CONCURRENCY="1", LEDGER_API_URL=ledger.url)
 
         rid = new_request_id()
-        auth = {"Authorization": f"Bearer {s.issuer.token(userid)}"}
-        status, body, headers = call(
-            "GET", f"{s.storefront_url}/getAllUserBuys/{userid}", headers={"X-Request-ID": rid, **auth}
-        )
-        assert status == 200, body
-        assert headers.get("X-Request-ID") == rid
+        url, token = f"{s.storefront_url}/getAllUserBuys/{userid}", s.issuer.token(userid)
+        response = request("GET", url, headers={"X-Request-ID": rid}, token=token)
+        assert response.status_code == 200, response.content
+        assert response.headers.get("X-Request-ID") == rid
         assert len(ledger.requests) == 1, ledger.requests
         path, received = ledger.requests[0]
         assert path.startswith(f"/purchases/{userid}"), path
         assert received.get("X-Request-ID") == rid, received
 
         # Without one from the client, the storefront's own id goes to the ledger.
-        status, body, headers = call("GET", f"{s.storefront_url}/getAllUserBuys/{userid}", headers=auth)
-        assert status == 200, body
-        made = headers.get("X-Request-ID")
+        response = request("GET", url, token=token)
+        assert response.status_code == 200, response.content
+        made = response.headers.get("X-Request-ID")
         assert made and made != rid
         assert ledger.requests[1][1].get("X-Request-ID") == made, ledger.requests[1]

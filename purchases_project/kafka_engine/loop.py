@@ -22,96 +22,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 import tenacity
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from prometheus_client import Counter, Gauge, Histogram
 
+from purchases_project.kafka_engine.contract import BatchHandler, EngineSettings, ShutdownTimeout
+from purchases_project.kafka_engine.observe import BATCH_SIZE, HELD, LAG, POLL_GAP, RETRIES, Liveness
 from purchases_project.kafka_messages import Partition, offset_of, partition_of
 
 logger = logging.getLogger(__name__)
-
-BATCH_SIZE = Histogram(
-    "kafka_consumer_batch_size",
-    "Events per batch taken from the broker",
-    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
-)
-LAG = Gauge(
-    "kafka_consumer_lag",
-    "High watermark minus committed offset, per assigned partition",
-    ["topic", "partition"],
-)
-HELD = Gauge("kafka_consumer_held_messages", "Messages of a batch held while its write is retried")
-RETRIES = Counter("kafka_consumer_batch_retries_total", "Failed attempts to write a batch (each retried)")
-POLL_GAP = Gauge(
-    "kafka_consumer_max_poll_gap_seconds",
-    "Longest time this process went without polling the broker (max.poll.interval.ms bounds it)",
-)
-LIVENESS_BUDGET_S = 4.0  # an attempt's ceiling: the loop must poll (and touch its file) every 5 s
-
-
-class ShutdownTimeout(Exception):
-    """Still unable to write the batch in hand at the shutdown deadline; nothing was committed."""
-
-
-@dataclass
-class Handled:
-    """What the engine does after a batch: commit these next offsets, then maybe stop."""
-
-    commit: dict[Partition, int]
-    stop: Exception | None = None
-
-
-class BatchHandler(Protocol):
-    @property
-    def retryable(self) -> tuple[type[Exception], ...]: ...
-
-    def open(self) -> None: ...
-    def prepare(self, messages: list[Message]) -> Any: ...
-    def write(self, batch: Any, budget_s: float) -> None: ...
-    def finish(self, batch: Any, started: float) -> Handled: ...
-    def give_up(self, batch: Any) -> None: ...
-    def partitions_revoked(self, partitions: list[Partition]) -> None: ...
-    def close(self) -> None: ...
-
-
-@dataclass
-class EngineSettings:
-    topic: str
-    kafka: dict[str, Any]  # the consumer's client configuration (purchases_project.kafka_config.consumer)
-    batch_size: int
-    batch_wait_s: float = 0.02
-    poll_timeout_s: float = 1.0
-    shutdown_timeout_s: float = 20.0
-    backoff_initial_s: float = 0.1
-    backoff_max_s: float = 5.0
-    statistics_interval_ms: int = 1000
-    liveness_file: str = ""
-
-    @property
-    def attempt_budget_s(self) -> float:
-        """At most half the poll interval, so an attempt, the commit and the next poll fit in
-        it, and at most 4 s, so the loop polls (and proves it is alive) at least every 5 s."""
-        return min(self.kafka["max.poll.interval.ms"] / 1000 / 2, LIVENESS_BUDGET_S)
-
-
-class Liveness:
-    """Touches a file, at most once a second; no file when `path` is empty."""
-
-    def __init__(self, path: str):
-        self.path = Path(path) if path else None
-        self._touched = 0.0
-
-    def touch(self) -> None:
-        now = time.monotonic()
-        if self.path is None or now - self._touched < 1.0:
-            return
-        self.path.touch()
-        self._touched = now
-
 
 Handler = TypeVar("Handler", bound=BatchHandler)
 

@@ -1,44 +1,52 @@
-"""A bounded load of purchases for fault tests, and the exactly-once check after it."""
+"""A bounded load of purchases on a stack's storefront, and the exactly-once check after it."""
 
 from __future__ import annotations
 
-import http.client
-import json
 import threading
 import time
 import uuid
 from collections import Counter
 from decimal import Decimal
 
+import requests
+
 from devstack.stack import Stack, wait_until
 from ledger.tests.helpers import summaries_match_purchases
+from tests.support.http import Client
 
 
 class Load:
     """POSTs up to `count` purchases from `threads` threads (or until `stop()` or `seconds`),
-    keeping what each 201 answered. Traffic goes to 127.0.0.1 only."""
+    keeping what each 201 answered. With `rate`, request n leaves at start + n / rate.
+    The customers are `userids`, else `users` of the load's own. Traffic goes to 127.0.0.1 only."""
 
-    def __init__(self, stack: Stack, count: int, threads: int = 4, users: int = 20, seconds: float = 120):
-        self.port = stack.ports.storefront
-        self.count, self.threads, self.users, self.seconds = count, threads, users, seconds
+    def __init__(
+        self,
+        stack: Stack,
+        count: int,
+        threads: int = 4,
+        users: int = 20,
+        seconds: float = 120,
+        rate: float | None = None,
+        userids: list[str] | None = None,
+    ):
+        self.url = stack.storefront_url
+        self.count, self.threads, self.seconds, self.rate = count, threads, seconds, rate
         self.accepted: dict[str, tuple[str, Decimal]] = {}
         self.statuses: Counter = Counter()
         self.sent = 0
-        self.run_id = uuid.uuid4().hex[:6]
+        self.elapsed = 0.0
+        run_id = uuid.uuid4().hex[:6]
+        self.userids = userids or [f"load-{run_id}-{n}" for n in range(users)]
         # One token per customer, minted once: the load measures the services, not the signing.
-        self.headers = {
-            userid: {
-                "Content-Type": "application/json",
-                "Authorization": f"Bearer {stack.issuer.token(userid)}",
-            }
-            for userid in (f"load-{self.run_id}-{n}" for n in range(users))
-        }
+        self.tokens = {userid: stack.issuer.token(userid) for userid in self.userids}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._workers = [threading.Thread(target=self._work, args=(i,), daemon=True) for i in range(threads)]
+        self._workers = [threading.Thread(target=self._work, daemon=True) for _ in range(threads)]
 
     def start(self) -> Load:
-        self._deadline = time.monotonic() + self.seconds
+        self._started = time.monotonic()
+        self._deadline = self._started + self.seconds
         for worker in self._workers:
             worker.start()
         return self
@@ -49,6 +57,7 @@ class Load:
     def join(self) -> Load:
         for worker in self._workers:
             worker.join(self.seconds + 30)
+        self.elapsed = time.monotonic() - self._started
         return self
 
     def wait_accepted(self, n: int, timeout: float = 60) -> None:
@@ -61,28 +70,30 @@ class Load:
             self.sent += 1
             return self.sent
 
-    def _work(self, worker: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        while (n := self._next()) is not None:
-            userid = f"load-{self.run_id}-{n % self.users}"
-            price = Decimal(n % 5000) / 100
-            body = json.dumps({"username": "load", "userid": userid, "price": str(price)})
-            try:
-                connection.request("POST", "/buy", body=body, headers=self.headers[userid])
-                response = connection.getresponse()
-                payload = response.read()
-                status = response.status
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                status, payload = "error", b""
-                time.sleep(0.05)
-            with self._lock:
-                self.statuses[status] += 1
-                if status == 201:
-                    data = json.loads(payload)["data"]
-                    self.accepted[data["purchase_id"]] = (userid, price)
-        connection.close()
+    def _pace(self, n: int) -> None:
+        if self.rate is not None:
+            delay = self._started + (n - 1) / self.rate - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+
+    def _work(self) -> None:
+        with Client(self.url) as client:
+            while (n := self._next()) is not None:
+                self._pace(n)
+                userid = self.userids[n % len(self.userids)]
+                price = Decimal(n % 5000) / 100
+                body = {"username": "load", "userid": userid, "price": str(price)}
+                try:
+                    response = client.post("/buy", json=body, token=self.tokens[userid])
+                    status = response.status_code
+                except requests.RequestException:
+                    status, response = "error", None
+                    self._stop.wait(0.05)  # a refused connection: do not spin while a process restarts
+                with self._lock:
+                    self.statuses[status] += 1
+                    if status == 201:
+                        data = response.json()["data"]
+                        self.accepted[data["purchase_id"]] = (userid, price)
 
 
 def assert_stored_exactly_once(

@@ -28,6 +28,63 @@ class BenchError(RuntimeError):
     pass
 
 
+# -- bearer tokens -------------------------------------------------------------
+# The storefront wants a token of its issuer on every customer request. Each user's
+# token is minted once (by the stack's local issuer, as the tests mint theirs) and
+# reused for the whole load; reads use one token with the support staff's scope.
+
+READ_ALL_SCOPE = "purchases:read-all"
+WRK_USERS = 1000  # post.lua's users: <prefix>1 .. <prefix>1000
+
+
+class Tokens:
+    def __init__(self, issuer, workdir: Path):
+        self.issuer = issuer
+        self.workdir = workdir
+        self._by_user: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.read_all = issuer.token("bench-support", scope=READ_ALL_SCOPE)
+
+    def for_user(self, userid: str) -> str:
+        with self._lock:
+            if userid not in self._by_user:
+                self._by_user[userid] = self.issuer.token(userid)
+            return self._by_user[userid]
+
+    def wrk_file(self, prefix: str) -> Path:
+        """post.lua's tokens, one line per user in its order."""
+        path = self.workdir / f"tokens-{prefix or 'u'}.txt"
+        if not path.exists():
+            lines = [self.for_user(f"{prefix}{u}") for u in range(1, WRK_USERS + 1)]
+            path.write_text("\n".join(lines) + "\n")
+        return path
+
+
+_tokens: Tokens | None = None
+
+
+def use_issuer(issuer, workdir: Path) -> None:
+    """The issuer whose tokens the loads send from now on (None: send none)."""
+    global _tokens
+    _tokens = Tokens(issuer, Path(workdir)) if issuer is not None else None
+
+
+def _auth_env(script: Path, env: dict) -> dict:
+    if _tokens is None:
+        return {}
+    if script == POST_LUA:
+        return {"BENCH_TOKENS": str(_tokens.wrk_file(env.get("BENCH_USER_PREFIX", "u")))}
+    return {"BENCH_TOKEN": _tokens.read_all}
+
+
+def _auth_header(method: str, body: dict | None) -> dict:
+    if _tokens is None:
+        return {}
+    if method == "POST" and body and isinstance(body.get("userid"), str):
+        return {"Authorization": f"Bearer {_tokens.for_user(body['userid'])}"}
+    return {"Authorization": f"Bearer {_tokens.read_all}"}
+
+
 # -- wrk -------------------------------------------------------------------
 
 
@@ -45,7 +102,8 @@ def wrk(url: str, script: Path, connections: int, seconds: float, env: dict | No
         str(script),
         url,
     ]
-    code, out, err = procs.run(cmd, timeout=seconds + 60, env={**os.environ, **(env or {})})
+    env = env or {}
+    code, out, err = procs.run(cmd, timeout=seconds + 60, env={**os.environ, **env, **_auth_env(script, env)})
     for line in out.splitlines():
         if line.startswith("BENCH_RESULT "):
             result = json.loads(line[len("BENCH_RESULT ") :])
@@ -69,6 +127,7 @@ class Client:
     def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
+        headers |= _auth_header(method, body)
         for attempt in (1, 2):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)

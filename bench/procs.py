@@ -87,11 +87,11 @@ def stop_all() -> None:
         stop(proc, signal.SIGINT, grace=25.0)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its live descendants (from /proc)."""
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU seconds of a process and (by default) its live descendants (from /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
-    for p in [pid, *descendants(pid)]:
+    for p in [pid, *descendants(pid)] if children else [pid]:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):

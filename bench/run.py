@@ -118,6 +118,16 @@ def dig(d, *path):
     return d
 
 
+def per_process_medians(rows: list[dict]) -> dict:
+    """Median CPU ms per purchase of each process over rounds, with the rounds' values."""
+    names = sorted({k for r in rows for k in (r.get("cpu_ms_per_purchase") or {})})
+    out = {}
+    for k in names:
+        values = [v for r in rows if (v := (r.get("cpu_ms_per_purchase") or {}).get(k)) is not None]
+        out[k] = {"median": med(values), "per_round": values}
+    return out
+
+
 def summarize(cfg: Config, ours: list[dict], base: list[dict]) -> dict:
     post = {}
     for c in cfg.connections:
@@ -134,6 +144,7 @@ def summarize(cfg: Config, ours: list[dict], base: list[dict]) -> dict:
                 k: med([r.get("cpu_cores", {}).get(k) for r in rows])
                 for k in sorted({k for r in rows for k in r.get("cpu_cores", {})})
             },
+            "cpu_ms_per_purchase": per_process_medians(rows),
         }
     s: dict = {
         "ours": {
@@ -166,6 +177,7 @@ def summarize(cfg: Config, ours: list[dict], base: list[dict]) -> dict:
                 "rps_per_round": [dig(r, "post", "rps") for r in base],
                 "p99_per_round": [dig(r, "post", "p99_ms") for r in base],
             },
+            "cpu_ms_per_purchase": per_process_medians(base),
             "drain": {
                 k: med([dig(r, "drain_rate", k) for r in base])
                 for k in ("rate_steady", "rate_total", "first_write_s")
@@ -272,6 +284,25 @@ def verdict(t):
     return "PASS" if t.get("pass") else "FAIL"
 
 
+CPU_PROCESSES = ("storefront", "broker", "database", "consumer")
+
+
+def print_cpu_per_purchase(ours32: dict, b: dict | None) -> None:
+    """CPU ms per purchase at 32 connections, each process beside the baseline's (from the
+    load's start until the purchases are stored; the baseline's consumer runs inside its
+    management API; its storing side per stored purchase)."""
+    ours = ours32.get("cpu_ms_per_purchase") or {}
+    base = (b or {}).get("cpu_ms_per_purchase") or {}
+    if not ours:
+        return
+    print("  CPU ms per purchase at 32 connections (median; rounds)        baseline")
+    for name in CPU_PROCESSES:
+        o, bv = ours.get(name, {}), base.get(name, {})
+        rounds = ", ".join(f"{x:.2f}" for x in o.get("per_round", []))
+        ours_ms, base_ms = fmt(o.get("median"), ".3f"), fmt(bv.get("median"), ".3f")
+        print(f"    {name:<11} {ours_ms:>7}  ({rounds:<24}) {base_ms:>8}")
+
+
 def print_table(cfg: Config, s: dict, n_ours: int, n_base: int, base_note: str | None) -> None:
     o = s["ours"]
     b = s.get("baseline")
@@ -301,6 +332,7 @@ def print_table(cfg: Config, s: dict, n_ours: int, n_base: int, base_note: str |
             f"  {'base32':>5} {fmt(v['rps'], '.0f'):>8} {fmt(v['p50_ms']):>8} {'-':>8} {fmt(v['p99_ms']):>8} "
             f"{v['non2xx_total']:>8} {'':>8}  {rounds}  (baseline, its own wrk script)"
         )
+    print_cpu_per_purchase(o["post"].get("32", {}), b)
     for c in ("32", "128"):
         cores = o["post"].get(c, {}).get("cpu_cores")
         if cores:

@@ -1,7 +1,7 @@
 """The ledger's MongoDB connection (used by the ledger API and the consumer).
 
 Lifecycle: connected lazily on first use in each process (a MongoClient does not
-survive gunicorn's fork), re-connected if the PID changes; `close()` at exit.
+survive the web server's fork), re-connected if the PID changes; `close()` at exit.
 """
 
 import os

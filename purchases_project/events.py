@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import orjson
+
 from purchases_project import jsonutil
 from purchases_project.rules import InvalidPurchase, missing_fields, parse_price, parse_userid, parse_username
 
@@ -21,7 +23,10 @@ IDEMPOTENCY_NAMESPACE = uuid.UUID("9a4f4bb6-6f7e-4c55-9d3e-2b7f4f0b7a11")
 
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with microseconds and a Z. Fixed width, so it also sorts as text."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # "...+00:00" -> "...Z"
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_timestamp(value: str) -> datetime:
@@ -65,7 +70,7 @@ class PurchaseEvent:
         )
 
     def as_message(self) -> bytes:
-        return json.dumps(
+        return orjson.dumps(
             {
                 "schema_version": SCHEMA_VERSION,
                 "purchase_id": self.purchase_id,
@@ -73,9 +78,8 @@ class PurchaseEvent:
                 "userid": self.userid,
                 "price": str(self.price),
                 "timestamp": self.timestamp,
-            },
-            separators=(",", ":"),
-        ).encode()
+            }
+        )
 
     def as_response(self) -> dict:
         return {

@@ -27,6 +27,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_DECODER = json.JSONDecoder(parse_float=decimal_or_text, parse_constant=_reject_constant)
+
+
 def loads(text: str | bytes) -> Any:
     """Parse JSON with every non-integer number as a Decimal; NaN and Infinity are refused.
 
@@ -34,7 +37,10 @@ def loads(text: str | bytes) -> Any:
     included. A number whose exponent no Decimal holds becomes an
     `UnrepresentableNumber`, which the price rule refuses with a clear reason.
     """
+    if isinstance(text, bytes | bytearray):
+        # What json.loads does with bytes: UTF-8, -16 or -32, told apart by the first bytes.
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
     try:
-        return json.loads(text, parse_float=decimal_or_text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None

@@ -1,24 +1,62 @@
 """`python -m purchases_project.serve`: the web roles' start command.
 
-Starts the project's WSGI server for `SERVICE_ROLE` (storefront or ledger) with
-the project's server settings (`gunicorn.conf.py` at the project root): the
-port by role, `WEB_CONCURRENCY` workers and their threads, the workers'
-aggregated metrics on `METRICS_PORT`, graceful shutdown. Extra arguments are
-passed to the server. It refuses to start without the token settings
-(`AUTH_ISSUER`, `AUTH_JWKS_URL`); wsgi.py checks them again for any other server.
+Runs granian (docs/decisions/0014) for `SERVICE_ROLE` (storefront or ledger) with
+the settings in `purchases_project/settings.py`: the port by role, `WEB_CONCURRENCY`
+worker processes with `WEB_THREADS` Python threads each (connections are accepted and
+request headers read by granian's own I/O threads, so slow clients hold no Python
+thread), graceful shutdown on SIGTERM (in-flight requests finish, then each storefront
+worker flushes its Kafka producer).
+
+This parent process serves the workers' aggregated Prometheus metrics on
+`METRICS_PORT` (multiprocess mode), never on the public port, and marks exited
+workers dead so their live gauges go away; granian replaces a worker that dies.
+It refuses to start, before any worker, without a known role, a secret key or the
+token settings (`AUTH_ISSUER`, `AUTH_JWKS_URL`); wsgi.py checks them again for any
+other server.
 """
 
+from __future__ import annotations
+
+import functools
+import logging
+import math
 import os
+import re
+import shutil
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / "gunicorn.conf.py"
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purchases_project.settings")
+
+logger = logging.getLogger("purchases_project.serve")
+
+_PID_IN_NAME = re.compile(r"_(\d+)\.db$")
 
 
-def check_settings() -> None:
-    """Stop with a one-line message, before any worker starts, when tokens cannot be verified."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purchases_project.settings")
+def _cpus() -> int:
+    """CPUs this container may use: the cgroup quota where there is one."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    return len(os.sched_getaffinity(0))
+
+
+def _check_role(settings) -> None:
+    if settings.SERVICE_ROLE not in settings.SERVICE_ROLES:
+        raise SystemExit(
+            f"SERVICE_ROLE must be one of {', '.join(settings.SERVICE_ROLES)} "
+            f"(got {settings.SERVICE_ROLE!r}); it says which service this process is."
+        )
+
+
+def _check_token_settings() -> None:
+    """Stop with a one-line message when tokens cannot be verified."""
     from django.core.exceptions import ImproperlyConfigured
 
     from purchases_project.identity import check_settings
@@ -29,13 +67,144 @@ def check_settings() -> None:
         raise SystemExit(f"cannot start: {exc}") from None
 
 
+def _multiproc_dir(settings) -> str:
+    """A clean folder for the workers' metrics files, named in the environment they inherit
+    (the client library reads it when a worker imports it)."""
+    role = settings.SERVICE_ROLE
+    path = settings.PROMETHEUS_MULTIPROC_DIR or tempfile.mkdtemp(prefix=f"prometheus-{role}-")
+    # Values left by an earlier run would be added to this one's.
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
+
+
+def _serve_metrics(settings, path: str) -> None:
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=path)
+    start_http_server(settings.METRICS_PORT, addr=settings.WEB_BIND_ADDRESS, registry=registry)
+    logger.info("metrics on http://%s:%d/metrics", settings.WEB_BIND_ADDRESS, settings.METRICS_PORT)
+    threading.Thread(target=_mark_dead_workers, args=(path,), name="metrics-reaper", daemon=True).start()
+
+
+def _mark_dead_workers(path: str, interval: float = 1.0) -> None:
+    """Drops the live gauges of workers that exited (their counters stay in the total)."""
+    from prometheus_client import multiprocess
+
+    marked: set[int] = set()
+    while True:
+        time.sleep(interval)
+        pids = {int(m.group(1)) for name in os.listdir(path) if (m := _PID_IN_NAME.search(name))}
+        for pid in pids - marked:
+            if not _alive(pid):
+                multiprocess.mark_process_dead(pid, path)
+                marked.add(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _worker_pid_for_metrics() -> None:
+    """Multiprocess metric values ask for the process id on every update, to notice a fork;
+    ask the kernel once per worker instead (a worker never serves from a forked child, and
+    a fork updates the value anyway). Must run before any metric exists in the worker."""
+    from prometheus_client import values
+
+    pid = [os.getpid()]
+    os.register_at_fork(after_in_child=lambda: pid.__setitem__(0, os.getpid()))
+    values.ValueClass = values.MultiProcessValue(process_identifier=lambda: pid[0])
+
+
+def _load_application(target: str):
+    """Runs in each worker: the Django application, and the storefront's producer connected
+    before the first purchase (so it does not wait for the broker's producer id)."""
+    _worker_pid_for_metrics()
+    from django.conf import settings
+
+    from purchases_project.wsgi import application
+
+    if settings.SERVICE_ROLE == "storefront":
+        from storefront.producer import get_producer
+
+        get_producer()
+    return application
+
+
+def _run_worker(*args, **kwargs) -> None:
+    """A granian WSGI worker, calling the application through `wsgi_runner`; when it has
+    stopped serving (in-flight requests done), the storefront's producer delivers what it
+    still holds."""
+    from granian.server import Server, mp
+
+    from purchases_project import wsgi_runner
+
+    mp._wsgi_call_wrap = wsgi_runner.callback_wrapper
+    try:
+        Server._spawn_wsgi_worker(*args, **kwargs)
+    finally:
+        from django.conf import settings
+
+        if settings.SERVICE_ROLE == "storefront":
+            from storefront.producer import close_producer
+
+            close_producer()
+
+
+def _log_config(settings) -> dict:
+    """granian's records and this module's in the application's format (LOG_FORMAT); no access log."""
+    handler = dict(settings.LOGGING["handlers"]["console"], stream="ext://sys.stdout")
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": settings.LOGGING["filters"],
+        "formatters": settings.LOGGING["formatters"],
+        "handlers": {"console": handler},
+        "loggers": {
+            "_granian": {"handlers": ["console"], "propagate": False},
+            logger.name: {"handlers": ["console"], "propagate": False, "level": settings.LOG_LEVEL},
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
-    from gunicorn.app.wsgiapp import run
+    from django.conf import settings
 
-    check_settings()
+    _check_role(settings)
+    if not settings.SECRET_KEY:
+        raise SystemExit("DJANGO_SECRET_KEY is required unless DJANGO_DEBUG is on")
+    _check_token_settings()
+    path = _multiproc_dir(settings)
 
-    sys.argv = ["purchases-serve", "--config", str(CONFIG), *(argv or []), "purchases_project.wsgi"]
-    run()
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    server = Server(
+        "purchases_project.wsgi:application",
+        address=settings.WEB_BIND_ADDRESS,
+        port=settings.WEB_PORT,
+        interface=Interfaces.WSGI,
+        workers=settings.WEB_CONCURRENCY or max(2, _cpus()),
+        blocking_threads=settings.WEB_THREADS,
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=settings.WEB_HEADER_READ_TIMEOUT_S * 1000),
+        log_level=LogLevels(settings.LOG_LEVEL.lower()),
+        log_dictconfig=_log_config(settings),
+        respawn_failed_workers=True,
+        workers_kill_timeout=settings.WEB_GRACEFUL_TIMEOUT_S,
+    )
+    server.on_startup(functools.partial(_serve_metrics, settings, path))
+    server.serve(spawn_target=_run_worker, target_loader=_load_application)
 
 
 if __name__ == "__main__":

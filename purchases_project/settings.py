@@ -194,6 +194,20 @@ METRICS_PORT = env.int("METRICS_PORT", default=9100)
 # The address every process listens on (its public port, if any, and /metrics).
 BIND_ADDRESS = env.str("BIND_ADDRESS", default="0.0.0.0")
 
+# The web server (`python -m purchases_project.serve`, granian: docs/decisions/0014).
+WEB_BIND_ADDRESS = env.str("BIND_ADDRESS", default="0.0.0.0")
+WEB_PORT = env.int("PORT", default={"storefront": 8000, "ledger": 5001}.get(SERVICE_ROLE, 8000))
+# Worker processes; 0 means one per CPU the container may use, at least 2.
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=0)
+# Python threads per worker that run the application (the server's I/O runs outside them).
+WEB_THREADS = env.int("WEB_THREADS", default=8)
+# On SIGTERM in-flight requests may finish for this long (below the pod's grace period).
+WEB_GRACEFUL_TIMEOUT_S = env.int("WEB_GRACEFUL_TIMEOUT_S", default=25)
+# A client that has not sent its whole request header by then is disconnected.
+WEB_HEADER_READ_TIMEOUT_S = env.int("WEB_HEADER_READ_TIMEOUT_S", default=10)
+# Where the workers' metrics files live (multiprocess mode); empty: a fresh temporary folder.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # "json" for one JSON object a line (production), "text" for people at a terminal.
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")

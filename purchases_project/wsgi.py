@@ -22,5 +22,29 @@ def _check_role() -> None:
     check_settings()
 
 
+LOCAL_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+def _drop_idle_housekeeping() -> None:
+    """Django's per-request receivers with nothing to do here: there is no SQL database
+    (`DATABASES = {}`), so nothing to reset or close, and in-process caches have no
+    connection to close. Each would otherwise walk its handlers on every request."""
+    from django.conf import settings
+    from django.core import signals
+    from django.core.cache import close_caches
+    from django.db import close_old_connections, reset_queries
+
+    if not settings.DATABASES:
+        signals.request_started.disconnect(reset_queries)
+        signals.request_started.disconnect(close_old_connections)
+        signals.request_finished.disconnect(close_old_connections)
+    if all(cache["BACKEND"] in LOCAL_CACHES for cache in settings.CACHES.values()):
+        signals.request_finished.disconnect(close_caches)
+
+
 _check_role()
 application = get_wsgi_application()
+_drop_idle_housekeeping()

@@ -1,7 +1,7 @@
 """The storefront's client for the ledger: the only place that calls it.
 
 Lifecycle: one pooled `requests.Session` per process, created on first use
-(after gunicorn's fork) and re-created if the PID changes. Connect and read
+(after the web server's fork) and re-created if the PID changes. Connect and read
 timeouts come from settings; a GET whose connection fails is retried, a read
 that times out is not (the ledger is merely slow, and asking again adds load).
 """

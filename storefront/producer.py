@@ -1,10 +1,10 @@
 """The storefront's Kafka producer: the only module here that imports confluent_kafka.
 
 Lifecycle: one `Producer` per process, created on the first publish (after
-gunicorn has forked the worker; re-created if the PID changes, since librdkafka's
+the web server has forked the worker; re-created if the PID changes, since librdkafka's
 threads do not survive a fork). A daemon thread polls it for delivery reports.
 Each publish waits for its own report, up to `KAFKA_PUBLISH_TIMEOUT_S`.
-`close()` flushes what is in flight; gunicorn's `worker_exit` hook calls it.
+`close()` flushes what is in flight; `purchases_project.serve` calls it when a worker stops.
 """
 
 import logging
@@ -54,15 +54,22 @@ def producer_config() -> dict:
 
 
 class _Delivery:
-    __slots__ = ("done", "error")
+    """One event's delivery report. A lock taken at creation and released by the report: the
+    request thread waits by acquiring it again (cheaper than an Event's condition variable)."""
+
+    __slots__ = ("_pending", "error")
 
     def __init__(self):
-        self.done = threading.Event()
+        self._pending = threading.Lock()
+        self._pending.acquire()
         self.error = None
 
     def __call__(self, err, msg):  # runs on the poll thread: keep it tiny
         self.error = err
-        self.done.set()
+        self._pending.release()
+
+    def wait(self, timeout: float) -> bool:
+        return self._pending.acquire(timeout=timeout)
 
 
 class PurchaseProducer:
@@ -111,7 +118,7 @@ class PurchaseProducer:
                 self.broken = True
             PUBLISHED.labels("rejected").inc()
             raise PublishError(f"broker rejected the event: {exc}") from exc
-        if not delivery.done.wait(timeout):
+        if not delivery.wait(timeout):
             self._failed()
             raise PublishError("broker did not acknowledge in time")
         if delivery.error is not None:

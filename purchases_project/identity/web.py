@@ -1,7 +1,7 @@
 """Bearer tokens in Django and DRF views, with the verifier configured from settings.
 
 Lifecycle: the process's `TokenVerifier` is created from the `AUTH_*` settings on the
-first request that needs it (after gunicorn forks) and replaced when a test changes
+first request that needs it (after the web server forks) and replaced when a test changes
 those settings. Web processes check the settings at start (`check_settings`).
 """
 

@@ -169,6 +169,11 @@ def test_sigterm_to_the_consumer_and_the_storefront_loses_nothing_answered(make_
     stack.start_all()
     load = Load(stack, count=4000, threads=4).start()
     load.wait_accepted(800)
+    # Stopped before it has joined its group, the consumer would leave the local broker's
+    # group stuck in a join (the storefront can accept 800 purchases in under a second).
+    with stack.mongo() as client:
+        purchases = client[stack.database]["purchases"]
+        wait_until(lambda: purchases.estimated_document_count() > 0, 60, "the consumer storing")
     assert stack.procs["consumer"].stop() == 0  # warm shutdown: write, commit, exit 0
     assert "consumer stopped" in stack.procs["consumer"].output()
     stack.start_consumer()

@@ -71,8 +71,8 @@ def test_web_liveness_does_not_depend_on_request_capacity(docs: list[Doc]) -> No
     for name in WEB_PORTS:
         container = containers(one(docs, "Deployment", name), init=False)[0]
         liveness = container["livenessProbe"]
-        # The kernel completes the handshake on gunicorn's master socket however busy the
-        # worker threads are; an HTTP probe would wait behind them.
+        # The kernel completes the handshake on the server's listening socket however busy
+        # the worker threads are; an HTTP probe would wait behind them.
         assert set(liveness) & {"httpGet", "exec", "grpc"} == set(), name
         assert liveness["tcpSocket"]["port"] == "http", name
         assert liveness["failureThreshold"] * liveness["periodSeconds"] >= 30

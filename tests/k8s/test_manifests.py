@@ -229,7 +229,7 @@ def test_graceful_termination(docs: list[Doc]) -> None:
         pre_stop = spec["containers"][0]["lifecycle"]["preStop"]
         sleep = int(pre_stop["exec"]["command"][-1]) if "exec" in pre_stop else pre_stop["sleep"]["seconds"]
         assert sleep >= 5
-        # preStop + gunicorn's graceful_timeout (25 s) must fit in the grace period.
+        # preStop + the server's graceful timeout (25 s) must fit in the grace period.
         assert spec["terminationGracePeriodSeconds"] >= sleep + 25
 
 

@@ -413,7 +413,7 @@ def test_adapter_queries_compute_what_the_hpas_need(tmp_path):
         )
 
     input_series = [
-        # storefront-a: POST 2/s + GET 1/s (series already aggregated over gunicorn workers)
+        # storefront-a: POST 2/s + GET 1/s (series already aggregated over the workers)
         (web(ns, "storefront-a", "POST"), "0+30x40"),
         (web(ns, "storefront-a", "GET"), "0+15x40"),
         # storefront-b: 0.5/s

@@ -1,6 +1,7 @@
-"""Multiprocess Prometheus metrics of a gunicorn storefront with three workers.
+"""Multiprocess Prometheus metrics of a storefront with three worker processes.
 
-The gunicorn master serves the workers' aggregated counters on METRICS_PORT. Scraped
+The server's parent process (`purchases_project.serve`) serves the workers' aggregated
+counters on METRICS_PORT. Scraped
 while traffic runs, the request counter must add up exactly to the requests sent,
 never go down between two scrapes, and survive a worker killed with SIGKILL (the
 multiprocess collector keeps a dead worker's counter file).
@@ -183,7 +184,7 @@ def test_counter_survives_a_worker_killed_with_sigkill(make_stack, tmp_path):
         replaced = wait_until(
             lambda: (pids := child_pids(master.pid)) and len(pids) == WORKERS and victim not in pids and pids,
             20,
-            "gunicorn replacing the killed worker",
+            "the server replacing the killed worker",
         )
         time.sleep(1.5)  # traffic keeps running against the new worker set
         stop.set()
@@ -197,7 +198,7 @@ def test_counter_survives_a_worker_killed_with_sigkill(make_stack, tmp_path):
         f"before={before} final={final} results={results} victim={victim} (had {counted_by_victim}) "
         f"workers {workers} -> {replaced}; scrapes {len(scraper.values)} ({killed_at} before the kill)"
     )
-    assert master.alive(), "the gunicorn master died"
+    assert master.alive(), "the server's parent process died"
     assert not scraper.errors, (len(scraper.errors), scraper.errors[:3])
     assert len(scraper.values) - killed_at >= 3, "too few scrapes after the kill"
     values = [before, *scraper.values, final]

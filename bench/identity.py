@@ -40,8 +40,15 @@ def _setup(directory: Path):
     os.environ.update(issuer.env())
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purchases_project.settings")
     import django
+    from django.conf import settings
 
     django.setup()
+    # Settings may have been read before (inside `make bench`): point them at this issuer.
+    for name, value in issuer.env().items():
+        setattr(settings, name, value)
+    from purchases_project import identity
+
+    identity.reset()
     return issuer
 
 

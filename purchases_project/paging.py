@@ -28,7 +28,7 @@ MAX_PAGE_SIZE = 1000
 
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 CURSOR_PATTERN = rf"^[0-9]{{20}}_{_UUID}$"
-LIMIT_PATTERN = r"^[0-9]+(?:\.0+)?$"
+LIMIT_PATTERN = r"^[0-9]+$"
 _CURSOR = re.compile(CURSOR_PATTERN)
 _LIMIT = re.compile(LIMIT_PATTERN)
 _RFC3339 = re.compile(
@@ -127,7 +127,7 @@ class LimitField(_Param):
     def to_internal_value(self, data) -> int:
         if not isinstance(data, str) or not _LIMIT.fullmatch(data):
             self.fail("invalid")
-        digits = data.split(".")[0].lstrip("0")
+        digits = data.lstrip("0")
         if not digits or len(digits) > len(str(MAX_PAGE_SIZE)) or int(digits) > MAX_PAGE_SIZE:
             self.fail("invalid")
         return int(digits)

@@ -46,7 +46,8 @@ MIDDLEWARE = [
     "purchases_project.middleware.JsonErrorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "purchases_project.middleware.HtmlContentSecurityPolicy",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # django-prometheus's, with every label one the server chooses (an unknown method: `other`).
+    "purchases_project.middleware.PrometheusLabelsMiddleware",
 ]
 
 # The edge: TLS ends at the ingress, which says so in X-Forwarded-Proto (trusted only when

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from ledger import db, selectors
 from purchases_project import identity
 from purchases_project.api_docs import FORBIDDEN_READ, user_purchases_schema
+from purchases_project.middleware import private_answers
 from purchases_project.paging import read_params_validate
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ def database_unavailable(exc: Exception) -> Response:
     return Response({"error": "The database is unavailable"}, status=503)
 
 
+@private_answers
 class UserPurchaseListApi(APIView):
     """One page of a user's purchases, oldest first, with the user's all-time count and total.
 

@@ -84,7 +84,9 @@ class PrometheusLabelsMiddleware(PrometheusAfterMiddleware):
     other labels (status, charset, template, transport, exception type) by the server.
     `label_metric` is django-prometheus's hook for exactly this."""
 
-    STANDARD_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"))
+    STANDARD_METHODS = frozenset(
+        ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT")
+    )
 
     def label_metric(self, metric, request, response=None, **labels):
         if not labels:

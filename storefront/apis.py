@@ -22,11 +22,13 @@ from rest_framework.views import APIView
 from purchases_project import identity, jsonutil
 from purchases_project.api_docs import FORBIDDEN_READ, error, user_purchases_schema
 from purchases_project.errors import json_error, json_response
+from purchases_project.middleware import PRIVATE_HEADERS, private_answers
 from purchases_project.paging import read_params_validate
 from purchases_project.rules import (
-    MAX_IDEMPOTENCY_KEY_LENGTH,
+    REQUIRED_FIELDS,
     InvalidPurchase,
     missing_fields,
+    parse_idempotency_key,
     parse_price,
     parse_userid,
     parse_username,
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/json",)
 FORBIDDEN_BUY = "A purchase may only be recorded for the authenticated customer's own userid"
+NUMBER_OUT_OF_RANGE = "Request body holds a number too large or too small to represent"
 
 
 def _is_json(content_type: str) -> bool:
@@ -85,15 +88,17 @@ class PurchaseCreateApi(View):
 
         if missing := missing_fields(data):
             return json_error(f"Missing required fields: {missing}", 400)
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
-            return json_error(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters", 400)
         try:
+            key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
             price = parse_price(data["price"])
             username = parse_username(data["username"])
             userid = parse_userid(data["userid"])
         except InvalidPurchase as exc:
             return json_error(str(exc), 400)
+        # Fields beyond the purchase's are ignored, but not a number no decimal holds: refused
+        # as it would be in the price. A plain purchase has no other fields to look through.
+        if len(data) > len(REQUIRED_FIELDS) and jsonutil.holds_unrepresentable(data):
+            return json_error(NUMBER_OUT_OF_RANGE, 400)
         if userid != principal.userid:
             return json_error(FORBIDDEN_BUY, 403)
 
@@ -107,9 +112,11 @@ class PurchaseCreateApi(View):
         return json_response(
             {"status": "success", "message": "Purchase recorded", "data": event.as_response()},
             status=201,
+            headers=PRIVATE_HEADERS,
         )
 
 
+@private_answers
 class UserPurchaseListApi(APIView):
     """One page of a user's purchases, from the ledger; `next` points back at the storefront."""
 

@@ -37,6 +37,8 @@ def _in_process_views_verify_the_test_issuers_tokens(token_issuer):
     for name, value in token_issuer.env().items():
         setattr(settings, name, value)
     identity.reset()
+    # In-process /buy derives Idempotency-Key ids as the stacks' storefronts do, with a secret.
+    settings.IDEMPOTENCY_SECRET = secrets.token_urlsafe(32)
 
 
 @pytest.fixture(scope="session")

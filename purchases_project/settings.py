@@ -180,6 +180,10 @@ CONSUMER_SHUTDOWN_TIMEOUT_S = env.float("CONSUMER_SHUTDOWN_TIMEOUT_S", default=2
 # a batch through a database outage); a liveness probe checks its age. Empty: no file.
 CONSUMER_LIVENESS_FILE = env.str("CONSUMER_LIVENESS_FILE", default="")
 
+# The storefront derives the purchase_id of an Idempotency-Key with this secret (an HMAC);
+# required by the storefront (at least 32 characters), the same on all its pods.
+IDEMPOTENCY_SECRET = env.str("IDEMPOTENCY_SECRET", default="")
+
 # The ledger, as the storefront sees it.
 LEDGER_API_URL = env.str("LEDGER_API_URL", default="http://ledger:5001")
 LEDGER_CONNECT_TIMEOUT_S = env.float("LEDGER_CONNECT_TIMEOUT_S", default=1.0)

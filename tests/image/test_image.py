@@ -216,6 +216,7 @@ def roles(image, manifests, infra, auth, tmp_path_factory, request) -> dict[str,
     # The cluster gives the ledger and the consumer users of their own; here both use the stack's.
     secret_values = {
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
+        "IDEMPOTENCY_SECRET": secrets.token_urlsafe(32),
         "MONGODB_LEDGER_URI": infra.mongo_uri,
         "MONGODB_CONSUMER_URI": infra.mongo_uri,
     }

@@ -233,10 +233,14 @@ USERID_SCHEMA = {
 }
 USERNAME_SCHEMA = {
     "type": "string",
-    "minLength": 1,
-    "maxLength": MAX_NAME_LENGTH,
-    "pattern": USERNAME_PATTERN,
-    "description": "Printable text: no control, format or line-separator characters",
+    # The length lives in the pattern, not in minLength/maxLength: schemathesis folds those into
+    # the pattern and writes the characters beyond the BMP back as Python's `\U` escapes, which
+    # the ECMA-262 validators it checks with refuse. Both count code points, as len() does.
+    "pattern": rf"^[^{USERNAME_FORBIDDEN}]{{1,{MAX_NAME_LENGTH}}}$",
+    "description": (
+        f"Printable text, 1 to {MAX_NAME_LENGTH} characters: no control, format or line-separator "
+        "characters (Unicode Cc, Cf, Zl, Zp) in any plane"
+    ),
     "example": "john",
 }
 PRICE_SCHEMA = {

@@ -202,8 +202,13 @@ def _is_username(text: str) -> bool:
 
 
 # Any text, with the characters the rule is about (in every plane) far more often than chance.
+# (Not halves of UTF-16 pairs: no schema validator takes them; the rule's own test covers them.)
 usernames = st.text(
-    st.one_of(st.characters(), st.characters(categories=NOT_PRINTABLE), st.characters(min_codepoint=0x10000)),
+    st.one_of(
+        st.characters(exclude_categories=["Cs"]),
+        st.characters(categories=NOT_PRINTABLE),
+        st.characters(min_codepoint=0x10000, exclude_categories=["Cs"]),
+    ),
     max_size=210,
 )
 
@@ -245,7 +250,11 @@ def _is_idempotency_key(text: str) -> bool:
     return 1 <= len(text) <= 255 and all(0x20 <= ord(c) <= 0x7E for c in text)
 
 
-@given(st.text(st.one_of(st.characters(max_codepoint=0x7F), st.characters()), max_size=260))
+@given(
+    st.text(
+        st.one_of(st.characters(max_codepoint=0x7F), st.characters(exclude_categories=["Cs"])), max_size=260
+    )
+)
 @example("k-1")
 @example("x" * 255)
 @example("x" * 256)

@@ -64,6 +64,10 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.secret_key = secrets.token_urlsafe(32)
         self.issuer = (self.issuer or LocalIssuer(self.workdir / "issuer")).ensure()
+        if self.security and not self.mongo_user:
+            raise ValueError(
+                "a stack with security needs mongo_user and mongo_password (the database's admin)"
+            )
         self._users_created = False
 
     # -- addresses ----------------------------------------------------------

@@ -61,11 +61,13 @@ def test_lint_types_and_manifests_fail_on_their_own():
 
 
 def test_every_make_command_in_a_workflow_is_a_makefile_target():
-    targets = make_targets()
+    targets, seen = make_targets(), set()
     for name, workflow in workflows().items():
         for step in steps(name, workflow):
             for command in re.findall(r"^\s*make ([a-z][a-z0-9-]*)", step.run, re.M):
                 assert command in targets, f"{name}/{step.job}: make {command}"
+                seen.add(command)
+    assert seen >= {"lint", "setup", "test"}
 
 
 def test_ci_caches_pip_by_the_lock_files():
@@ -148,3 +150,21 @@ def test_promotion_pins_the_signed_digest_in_the_production_overlay_only():
         s for s in promote["steps"] if s.get("uses", "").startswith("peter-evans/create-pull-request@")
     )
     assert pull_request["with"]["add-paths"] == PRODUCTION_OVERLAY
+
+
+def test_the_readme_verification_accepts_only_this_release_workflow_on_a_tag():
+    readme = (REPO / "README.md").read_text()
+    command = re.search(r"^cosign verify .+?--certificate-oidc-issuer (\S+)$", readme, re.M | re.S)
+    assert command, "the README shows how to verify a running image"
+    assert command[1] == "https://token.actions.githubusercontent.com"
+    pattern = re.search(r"--certificate-identity-regexp '([^']+)'", command[0])[1]
+    regexp = re.compile(pattern.replace("<owner>", "acme").replace("<repo>", "shop"))
+    workflow = "https://github.com/acme/shop/.github/workflows"
+    assert regexp.search(f"{workflow}/release.yml@refs/tags/v1.4.0")
+    assert not regexp.search(f"{workflow}/release.yml@refs/heads/main")
+    assert not regexp.search(f"{workflow}/ci.yml@refs/tags/v1.4.0")
+    assert not regexp.search("https://github.com/mallory/shop/.github/workflows/release.yml@refs/tags/v1.4.0")
+    # The release verifies with the identity its certificate carries: the workflow's own ref.
+    sign = workflows()["release"]["jobs"]["sign"]["steps"]
+    identity = next(s["env"]["IDENTITY"] for s in sign if "IDENTITY" in s.get("env", {}))
+    assert identity == "${{ github.server_url }}/${{ github.workflow_ref }}"

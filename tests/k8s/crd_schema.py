@@ -24,7 +24,10 @@ SCALARS = {
     "quantity": {"type": ["string", "integer", "number"]},
     "int-or-string": {"type": ["string", "integer"]},
     "string-map": {"type": "object", "additionalProperties": {"type": "string"}},
-    "config": {"type": "object", "additionalProperties": {"type": ["string", "integer", "number", "boolean"]}},
+    "config": {
+        "type": "object",
+        "additionalProperties": {"type": ["string", "integer", "number", "boolean"]},
+    },
 }
 METADATA = {
     "type": "object",
@@ -119,7 +122,6 @@ def validators() -> dict[tuple[str, str], jsonschema.Draft202012Validator]:
 def errors(doc: dict, table: dict[tuple[str, str], jsonschema.Draft202012Validator]) -> list[str]:
     """What is wrong with one custom resource, as `path: message` lines (empty: valid)."""
     validator = table[(doc["apiVersion"], doc["kind"])]
-    return [
-        f"{doc['kind']}/{doc['metadata']['name']} {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-        for e in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
-    ]
+    where = f"{doc['kind']}/{doc['metadata']['name']}"
+    found = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    return [f"{where} {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in found]

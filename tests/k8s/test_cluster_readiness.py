@@ -149,14 +149,20 @@ def test_production_gateway_terminates_tls_for_the_public_host(rendered) -> None
     certificate = one(docs, "Certificate", "purchases-example-com")
     assert certificate["spec"]["secretName"] == cert_ref["name"]
     assert certificate["spec"]["dnsNames"] == [host]
-    assert certificate["spec"]["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "letsencrypt"}
+    assert certificate["spec"]["issuerRef"] == {
+        "group": "cert-manager.io",
+        "kind": "ClusterIssuer",
+        "name": "letsencrypt",
+    }
     # Plain HTTP answers only with a redirect to https.
     assert listeners["http"]["hostname"] == host
     redirect = one(docs, "HTTPRoute", "https-redirect")
     assert redirect["spec"]["parentRefs"] == [{"name": "public", "sectionName": "http"}]
     [rule] = redirect["spec"]["rules"]
     assert "backendRefs" not in rule
-    assert rule["filters"] == [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}]
+    assert rule["filters"] == [
+        {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}
+    ]
     route = one(docs, "HTTPRoute", "storefront")
     assert route["spec"]["parentRefs"] == [{"name": "public", "sectionName": "https"}]
     assert route["spec"]["hostnames"] == [host]
@@ -181,21 +187,31 @@ def _seconds(duration: str) -> float:
 def test_edge_cuts_slow_clients_limits_each_client_and_sees_its_address(rendered) -> None:
     docs = rendered[PRODUCTION]
     client = one(docs, "ClientTrafficPolicy", "public-clients")["spec"]
-    assert client["targetRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"}]
+    assert client["targetRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"}
+    ]
     timeouts = client["timeout"]["http"]
     # Headers within 10 s, the whole request soon after (BODY_TIMEOUT_S is 10 s in the app).
     assert 1 <= _seconds(timeouts["requestHeadersReceivedTimeout"]) <= 15
-    assert _seconds(timeouts["requestHeadersReceivedTimeout"]) < _seconds(timeouts["requestReceivedTimeout"]) <= 30
+    assert (
+        _seconds(timeouts["requestHeadersReceivedTimeout"])
+        < _seconds(timeouts["requestReceivedTimeout"])
+        <= 30
+    )
     # The client's own address: from the load balancer's PROXY header, required.
     assert client["proxyProtocol"] == {"optional": False}
     backend = one(docs, "BackendTrafficPolicy", "storefront-limits")["spec"]
-    assert backend["targetRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "storefront"}]
+    assert backend["targetRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "storefront"}
+    ]
     # Per client address (Distinct), counted across every proxy replica (Global).
     assert backend["rateLimit"]["type"] == "Global"
     rules = backend["rateLimit"]["global"]["rules"]
     assert {r["clientSelectors"][0]["sourceCIDR"]["value"] for r in rules} == {"0.0.0.0/0", "::/0"}
     for rule in rules:
-        assert rule["clientSelectors"] == [{"sourceCIDR": {"type": "Distinct", "value": rule["clientSelectors"][0]["sourceCIDR"]["value"]}}]
+        assert rule["clientSelectors"] == [
+            {"sourceCIDR": {"type": "Distinct", "value": rule["clientSelectors"][0]["sourceCIDR"]["value"]}}
+        ]
         assert rule["limit"]["requests"] > 0
     assert backend["requestBuffer"]["limit"] == "128Ki"
 
@@ -229,7 +245,10 @@ def test_node_port_only_in_the_local_overlay(rendered) -> None:
         {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}},
             "podSelector": {
-                "matchLabels": {"app.kubernetes.io/component": "proxy", "app.kubernetes.io/managed-by": "envoy-gateway"}
+                "matchLabels": {
+                    "app.kubernetes.io/component": "proxy",
+                    "app.kubernetes.io/managed-by": "envoy-gateway",
+                }
             },
         }
     ]

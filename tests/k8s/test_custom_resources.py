@@ -42,7 +42,9 @@ def all_custom() -> list[tuple[str, Doc]]:
 
 
 def pinned() -> dict[str, str]:
-    pairs = [line.split("=", 1) for line in VERSIONS.read_text().splitlines() if line and not line.startswith("#")]
+    pairs = [
+        line.split("=", 1) for line in VERSIONS.read_text().splitlines() if line and not line.startswith("#")
+    ]
     return {k: v for k, v in pairs}
 
 
@@ -77,26 +79,81 @@ def _rejected(doc: Doc, table) -> list[str]:
     ("kind", "name", "change", "expected"),
     [
         # A misspelt field (British spelling of authorization).
-        ("Kafka", "kafka", lambda s: s["kafka"].__setitem__("authorisation", s["kafka"].pop("authorization")), "authorisation"),
+        (
+            "Kafka",
+            "kafka",
+            lambda s: s["kafka"].__setitem__("authorisation", s["kafka"].pop("authorization")),
+            "authorisation",
+        ),
         # A misplaced field: rack belongs under spec.kafka, not spec.
         ("Kafka", "kafka", lambda s: s.__setitem__("rack", s["kafka"].pop("rack")), "rack"),
         # v1beta2's replicas on the Kafka resource is gone in v1 (node pools hold it).
         ("Kafka", "kafka", lambda s: s["kafka"].__setitem__("replicas", 3), "replicas"),
         # A value outside an enum.
-        ("Kafka", "kafka", lambda s: s["kafka"]["listeners"][0]["authentication"].__setitem__("type", "scram-sha-256"), "scram-sha-256"),
+        (
+            "Kafka",
+            "kafka",
+            lambda s: s["kafka"]["listeners"][0]["authentication"].__setitem__("type", "scram-sha-256"),
+            "scram-sha-256",
+        ),
         # v1beta2's singular `operation` on an ACL rule.
-        ("KafkaUser", "storefront", lambda s: s["authorization"]["acls"][0].__setitem__("operation", "Write"), "operation"),
-        ("KafkaNodePool", "brokers", lambda s: s["storage"].__setitem__("storageClass", "gp3"), "storageClass"),
+        (
+            "KafkaUser",
+            "storefront",
+            lambda s: s["authorization"]["acls"][0].__setitem__("operation", "Write"),
+            "operation",
+        ),
+        (
+            "KafkaNodePool",
+            "brokers",
+            lambda s: s["storage"].__setitem__("storageClass", "gp3"),
+            "storageClass",
+        ),
         ("KafkaTopic", "purchases", lambda s: s.__setitem__("partitions", "6"), "'6'"),
         ("PerconaServerMongoDB", "mongodb", lambda s: s["tls"].__setitem__("mode", "required"), "required"),
-        ("PerconaServerMongoDB", "mongodb", lambda s: s["backup"]["pitr"].__setitem__("enable", True), "enable"),
+        (
+            "PerconaServerMongoDB",
+            "mongodb",
+            lambda s: s["backup"]["pitr"].__setitem__("enable", True),
+            "enable",
+        ),
         ("PerconaServerMongoDB", "mongodb", lambda s: s["users"][0].pop("roles"), "roles"),
-        ("Gateway", "public", lambda s: s["listeners"][0]["tls"].__setitem__("mode", "terminate"), "terminate"),
-        ("HTTPRoute", "storefront", lambda s: s["rules"][0].__setitem__("backendRef", s["rules"][0].pop("backendRefs")), "backendRef"),
-        ("ClientTrafficPolicy", "public-clients", lambda s: s["timeout"]["http"].__setitem__("requestHeaderTimeout", "10s"), "requestHeaderTimeout"),
-        ("BackendTrafficPolicy", "storefront-limits", lambda s: s["rateLimit"].__setitem__("type", "global"), "global"),
-        ("Certificate", "purchases-example-com", lambda s: s.__setitem__("issuerRef", {"kind": "ClusterIssuer"}), "name"),
-        ("ExternalSecret", "purchase-system-secrets", lambda s: s["secretStoreRef"].__setitem__("kind", "Store"), "Store"),
+        (
+            "Gateway",
+            "public",
+            lambda s: s["listeners"][0]["tls"].__setitem__("mode", "terminate"),
+            "terminate",
+        ),
+        (
+            "HTTPRoute",
+            "storefront",
+            lambda s: s["rules"][0].__setitem__("backendRef", s["rules"][0].pop("backendRefs")),
+            "backendRef",
+        ),
+        (
+            "ClientTrafficPolicy",
+            "public-clients",
+            lambda s: s["timeout"]["http"].__setitem__("requestHeaderTimeout", "10s"),
+            "requestHeaderTimeout",
+        ),
+        (
+            "BackendTrafficPolicy",
+            "storefront-limits",
+            lambda s: s["rateLimit"].__setitem__("type", "global"),
+            "global",
+        ),
+        (
+            "Certificate",
+            "purchases-example-com",
+            lambda s: s.__setitem__("issuerRef", {"kind": "ClusterIssuer"}),
+            "name",
+        ),
+        (
+            "ExternalSecret",
+            "purchase-system-secrets",
+            lambda s: s["secretStoreRef"].__setitem__("kind", "Store"),
+            "Store",
+        ),
     ],
 )
 def test_a_wrong_field_fails(production, table, kind: str, name: str, change, expected: str) -> None:
@@ -141,9 +198,8 @@ def test_install_script_pins_every_operator_chart() -> None:
     script = INSTALL.read_text()
     versions = pinned()
     installs = re.findall(r"helm upgrade --install (\S+) (\S+) \\\n\s+--version \"\$\{(\w+)\}\"", script)
-    assert {name for name, _, _ in installs} == {
-        "cert-manager", "external-secrets", "strimzi", "strimzi-drain-cleaner", "psmdb-operator", "envoy-gateway",
-    }  # fmt: skip
+    releases = {"cert-manager", "external-secrets", "strimzi", "strimzi-drain-cleaner", "psmdb-operator"}
+    assert {name for name, _, _ in installs} == releases | {"envoy-gateway"}
     # Every `helm upgrade --install` names a version from versions.env, and every version is used.
     assert script.count("helm upgrade --install") == len(installs)
     assert {var for _, _, var in installs} == set(versions)

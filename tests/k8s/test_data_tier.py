@@ -86,8 +86,14 @@ def test_production_kafka_survives_a_broker_and_a_zone(rendered) -> None:
     # Replicas of a partition in different zones; one broker per zone or not scheduled.
     assert kafka["rack"] == {"topologyKey": "topology.kubernetes.io/zone"}
     brokers = one(docs, "KafkaNodePool", "brokers")
-    spread = {c["topologyKey"]: c["whenUnsatisfiable"] for c in brokers["spec"]["template"]["pod"]["topologySpreadConstraints"]}
-    assert spread == {"topology.kubernetes.io/zone": "DoNotSchedule", "kubernetes.io/hostname": "DoNotSchedule"}
+    spread = {
+        c["topologyKey"]: c["whenUnsatisfiable"]
+        for c in brokers["spec"]["template"]["pod"]["topologySpreadConstraints"]
+    }
+    assert spread == {
+        "topology.kubernetes.io/zone": "DoNotSchedule",
+        "kubernetes.io/hostname": "DoNotSchedule",
+    }
 
 
 def test_production_drains_never_drop_below_min_insync_replicas(rendered) -> None:
@@ -145,7 +151,9 @@ def test_each_kafka_user_may_do_only_its_job(docs: list[Doc]) -> None:
     users = {u["metadata"]["name"]: u["spec"] for u in find(docs, "KafkaUser")}
     assert set(users) == set(ACLS)
     config = app_config(docs)
-    assert config["KAFKA_CONSUMER_GROUP"] in {name for (kind, name) in ACLS["purchase-consumer"] if kind == "group"}
+    assert config["KAFKA_CONSUMER_GROUP"] in {
+        name for (kind, name) in ACLS["purchase-consumer"] if kind == "group"
+    }
     for name, spec in users.items():
         assert spec["authentication"] == {"type": "scram-sha-512"}
         granted: dict = {}
@@ -156,7 +164,9 @@ def test_each_kafka_user_may_do_only_its_job(docs: list[Doc]) -> None:
             granted.setdefault((resource["type"], resource.get("name")), set()).update(acl["operations"])
         assert granted == ACLS[name], name
     # The storefront may only write `purchases` (contract): nothing it could read or alter.
-    assert not {"Read", "Delete", "Alter", "AlterConfigs", "All", "Create"} & set().union(*ACLS["storefront"].values())
+    assert not {"Read", "Delete", "Alter", "AlterConfigs", "All", "Create"} & set().union(
+        *ACLS["storefront"].values()
+    )
 
 
 def test_each_kafka_client_logs_in_as_its_own_user_over_the_cluster_ca(docs: list[Doc]) -> None:
@@ -216,7 +226,10 @@ def test_production_backups_reach_object_storage_with_point_in_time_recovery(ren
     assert task["retention"]["count"] >= 7 and task["retention"]["deleteFromStorage"] is True
     # The bucket's credentials come from the store.
     external = one(rendered[PRODUCTION], "ExternalSecret", storage["s3"]["credentialsSecret"])
-    assert {d["secretKey"] for d in external["spec"]["data"]} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert {d["secretKey"] for d in external["spec"]["data"]} == {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    }
 
 
 def test_local_mongodb_is_one_member_without_tls_or_backups(rendered) -> None:
@@ -237,10 +250,15 @@ def test_one_mongodb_user_per_client_and_the_ledger_only_reads(docs: list[Doc]) 
     [role] = [r for r in spec["roles"] if r["role"] == ledger_role["name"] and r["db"] == ledger_role["db"]]
     assert role["roles"] == [{"role": "read", "db": database}]
     # Besides reading: creating the indexes it reads with (ensure_indexes), nothing else.
-    assert role["privileges"] == [{"resource": {"db": database, "collection": ""}, "actions": ["createIndex"]}]
+    assert role["privileges"] == [
+        {"resource": {"db": database, "collection": ""}, "actions": ["createIndex"]}
+    ]
     for name, secret in MONGODB_CLIENTS.items():
         for container in containers(one(docs, "Deployment", name)):
-            assert _env(container)["MONGODB_URI"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "MONGODB_URI"}
+            assert _env(container)["MONGODB_URI"]["valueFrom"]["secretKeyRef"] == {
+                "name": secret,
+                "key": "MONGODB_URI",
+            }
         volumes = {v["name"]: v for v in pod_spec(one(docs, "Deployment", name))["volumes"]}
         assert volumes["mongodb-ca"]["secret"]["secretName"] == "mongodb-ssl"
 
@@ -267,7 +285,9 @@ def test_each_mongodb_uri_logs_in_as_its_user_over_tls_in_production(rendered) -
         for secret, uri in uris.items():
             assert uri.startswith(f"mongodb://{users[secret]}:"), uri
             hosts = re.search(r"@([^/]+)/", uri).group(1).split(",")
-            assert hosts == [f"mongodb-rs0-{i}.mongodb-rs0.purchase-system.svc.cluster.local:27017" for i in range(members)]
+            assert hosts == [
+                f"mongodb-rs0-{i}.mongodb-rs0.purchase-system.svc.cluster.local:27017" for i in range(members)
+            ]
             assert "replicaSet=rs0" in uri and "authSource=admin" in uri
             if path == PRODUCTION:
                 assert "tls=true" in uri and "tlsCAFile=/etc/purchases/mongodb-ca/ca.crt" in uri
@@ -284,7 +304,9 @@ def _provided(docs: list[Doc]) -> dict[str, set[str] | None]:
         out[secret["metadata"]["name"]] = set(secret.get("stringData", {})) | set(secret.get("data", {}))
     for external in find(docs, "ExternalSecret"):
         spec = external["spec"]
-        keys = {d["secretKey"] for d in spec.get("data", [])} | set(spec["target"].get("template", {}).get("data", {}))
+        keys = {d["secretKey"] for d in spec.get("data", [])} | set(
+            spec["target"].get("template", {}).get("data", {})
+        )
         out[spec["target"]["name"]] = None if spec.get("dataFrom") else keys
     for user in find(docs, "KafkaUser"):
         out[user["metadata"]["name"]] = {"password"}
@@ -324,16 +346,25 @@ def test_production_render_has_no_literal_secret(rendered) -> None:
     # Every credential the pods use is from the store or made by an operator.
     backup = one(docs, "PerconaServerMongoDB", "mongodb")["spec"]
     targets = {e["spec"]["target"]["name"] for e in find(docs, "ExternalSecret")}
-    assert targets == {"purchase-system-secrets", *MONGODB_CLIENTS.values(), backup["secrets"]["users"], "mongodb-backup-s3"}
+    assert targets == {
+        "purchase-system-secrets",
+        *MONGODB_CLIENTS.values(),
+        backup["secrets"]["users"],
+        "mongodb-backup-s3",
+    }
 
 
 def test_the_development_secrets_exist_only_in_the_local_overlay(rendered) -> None:
     local = find(rendered[LOCAL], "Secret")
-    assert local and all(s["metadata"]["labels"]["purchase-system/environment"] == "development" for s in local)
+    assert local and all(
+        s["metadata"]["labels"]["purchase-system/environment"] == "development" for s in local
+    )
     assert find(rendered[LOCAL], "ExternalSecret") == []
     # Only the local overlay names the file.
     naming = [
-        p for p in (REPO / "k8s").rglob("kustomization.yaml") if re.search(r"^\s*- secrets\.yaml$", p.read_text(), re.M)
+        p
+        for p in (REPO / "k8s").rglob("kustomization.yaml")
+        if re.search(r"^\s*- secrets\.yaml$", p.read_text(), re.M)
     ]
     assert naming == [REPO / LOCAL / "kustomization.yaml"]
 
@@ -342,7 +373,9 @@ def test_the_store_keys_are_documented(rendered) -> None:
     guide = (REPO / "docs/deploy-kubernetes.md").read_text()
     for external in find(rendered[PRODUCTION], "ExternalSecret"):
         spec = external["spec"]
-        for key in [d["remoteRef"]["key"] for d in spec.get("data", [])] + [d["extract"]["key"] for d in spec.get("dataFrom", [])]:
+        for key in [d["remoteRef"]["key"] for d in spec.get("data", [])] + [
+            d["extract"]["key"] for d in spec.get("dataFrom", [])
+        ]:
             assert f"`{key}`" in guide, key
     for key in ("DJANGO_SECRET_KEY", "IDEMPOTENCY_SECRET", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"):
         assert key in guide
@@ -354,11 +387,15 @@ def test_the_store_keys_are_documented(rendered) -> None:
 def test_every_volume_names_a_storage_class_that_keeps_the_disk(rendered, cluster_rendered) -> None:
     for env in ("local", "production"):
         docs = rendered[f"k8s/overlays/{env}"]
-        classes = {c["metadata"]["name"]: c for c in find(cluster_rendered[f"k8s/cluster/{env}"], "StorageClass")}
+        classes = {
+            c["metadata"]["name"]: c for c in find(cluster_rendered[f"k8s/cluster/{env}"], "StorageClass")
+        }
         named = [p["spec"]["storage"] for p in find(docs, "KafkaNodePool")]
         used = {s["class"] for s in named}
         assert all(s["type"] == "persistent-claim" and s["deleteClaim"] is False for s in named)
-        pvc = one(docs, "PerconaServerMongoDB", "mongodb")["spec"]["replsets"][0]["volumeSpec"]["persistentVolumeClaim"]
+        pvc = one(docs, "PerconaServerMongoDB", "mongodb")["spec"]["replsets"][0]["volumeSpec"][
+            "persistentVolumeClaim"
+        ]
         used.add(pvc["storageClassName"])
         assert used == set(classes), env
         for storage_class in classes.values():

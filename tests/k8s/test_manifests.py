@@ -367,9 +367,11 @@ def test_network_policies_admit_only_the_contract_clients(docs: list[Doc]) -> No
     # MongoDB: the ledger, the consumer, the members themselves (replication and the backup
     # agents beside them), the operator's namespace and the exporter.
     [policy] = [
-        p for p in find(docs, "NetworkPolicy")
-        if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == "percona-server-mongodb"
-    ]  # fmt: skip
+        p
+        for p in find(docs, "NetworkPolicy")
+        if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name")
+        == "percona-server-mongodb"
+    ]
     [rule] = policy["spec"]["ingress"]
     assert [p["port"] for p in rule["ports"]] == [27017]
     same_namespace = {
@@ -386,7 +388,9 @@ def test_network_policies_admit_only_the_contract_clients(docs: list[Doc]) -> No
     assert namespaces == {"psmdb-operator", "monitoring"}
     # Kafka: Strimzi writes the brokers' policies from the client listener's peers.
     [listener] = one(docs, "Kafka", "kafka")["spec"]["kafka"]["listeners"]
-    peers = {p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in listener["networkPolicyPeers"]}
+    peers = {
+        p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in listener["networkPolicyPeers"]
+    }
     assert peers == {"storefront", "purchase-consumer", "replay-dlq"}
     assert all(set(p) == {"podSelector"} for p in listener["networkPolicyPeers"])
 

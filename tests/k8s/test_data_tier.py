@@ -432,3 +432,16 @@ def test_sync_waves_put_the_data_tier_and_secrets_first(rendered, path: str) -> 
         if doc["kind"] in DATA_HOLDERS:
             assert "Prune=false" in doc["metadata"]["annotations"]["argocd.argoproj.io/sync-options"], where
     assert [d for d in docs if is_custom(d) and d["kind"] in DATA_HOLDERS]
+
+
+def test_the_database_pods_fit_the_restricted_pod_security(docs: list[Doc]) -> None:
+    # The namespace enforces the restricted standard: the operator's pods must fit it too
+    # (Strimzi's fit through its Restricted provider, test_custom_resources.py).
+    spec = one(docs, "PerconaServerMongoDB", "mongodb")["spec"]
+    [rs] = spec["replsets"]
+    pod = rs["podSecurityContext"]
+    assert pod["runAsNonRoot"] is True and pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    for context in (rs["containerSecurityContext"], spec["backup"]["containerSecurityContext"]):
+        assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"]
+    assert spec["initContainerSecurityContext"]["allowPrivilegeEscalation"] is False
+    assert spec["logcollector"] == {"enabled": False}

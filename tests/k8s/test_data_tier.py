@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .manifests import (
     LOCAL,
@@ -445,3 +446,19 @@ def test_the_database_pods_fit_the_restricted_pod_security(docs: list[Doc]) -> N
         assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"]
     assert spec["initContainerSecurityContext"]["allowPrivilegeEscalation"] is False
     assert spec["logcollector"] == {"enabled": False}
+
+
+def test_the_restore_templates_name_this_cluster_and_its_storage(rendered) -> None:
+    spec = one(rendered[PRODUCTION], "PerconaServerMongoDB", "mongodb")["spec"]
+    backup, restore = yaml.safe_load_all((REPO / "k8s/runbooks/mongodb-restore.yaml").read_text())
+    assert backup["spec"]["clusterName"] == restore["spec"]["clusterName"] == "mongodb"
+    assert backup["spec"]["storageName"] in spec["backup"]["storages"]
+    # Point in time: the snapshot before the date, then the oplog up to it.
+    assert restore["spec"]["pitr"]["type"] == "date"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", restore["spec"]["pitr"]["date"])
+    runbook = (REPO / "docs/kubernetes-runbooks.md").read_text()
+    assert (
+        "k8s/runbooks/mongodb-restore.yaml" in runbook
+        and "PerconaServerMongoDBRestore"
+        in (REPO / "docs/decisions/0016-data-tier-by-operators.md").read_text()
+    )

@@ -11,6 +11,10 @@ cd "$(dirname "$0")/../.."
 env="${1:-production}"
 . k8s/operators/versions.env
 
+# The Namespace first (k8s/cluster/base, idempotent): the operators that watch it bind their
+# roles in it. The rest of k8s/cluster/<env> needs these operators' resource types.
+kubectl apply -k k8s/cluster/base
+
 # cert-manager: the public certificate (ClusterIssuer in k8s/cluster/production), the
 # webhooks' certificates of Drain Cleaner, and MongoDB's TLS (the Percona operator asks it).
 # Production: its ServiceAccount needs Route 53 rights for DNS-01 (IRSA annotation).

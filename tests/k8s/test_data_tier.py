@@ -26,7 +26,9 @@ from .manifests import (
     containers,
     find,
     is_custom,
+    label_selector_matches,
     one,
+    pod_labels,
     pod_spec,
     workloads,
 )
@@ -462,3 +464,16 @@ def test_the_restore_templates_name_this_cluster_and_its_storage(rendered) -> No
         and "PerconaServerMongoDBRestore"
         in (REPO / "docs/decisions/0016-data-tier-by-operators.md").read_text()
     )
+
+
+def test_the_kafka_listener_admits_the_clients_pods_on_the_configured_port(docs: list[Doc]) -> None:
+    [listener] = one(docs, "Kafka", "kafka")["spec"]["kafka"]["listeners"]
+    bootstrap = app_config(docs)["KAFKA_BOOTSTRAP_SERVERS"]
+    assert bootstrap == f"kafka-kafka-bootstrap:{listener['port']}"
+    for name in KAFKA_CLIENTS:
+        labels = pod_labels(_client(docs, name))
+        assert any(
+            label_selector_matches(p["podSelector"], labels) for p in listener["networkPolicyPeers"]
+        ), name
+    # TLS on the listener exactly when the clients speak it.
+    assert listener["tls"] == (app_config(docs)["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL")

@@ -13,8 +13,7 @@ from bson.decimal128 import Decimal128
 from devstack.stack import ROOT
 from ledger import db, services
 from ledger.monthly_totals import monthly_totals_rebuild
-from ledger.tests.helpers import monthly_totals_match_summaries, summaries_match_purchases
-from purchases_project.events import PurchaseEvent
+from ledger.tests.helpers import monthly_totals_match_summaries, purchase_at, summaries_match_purchases
 
 
 def rebuild(stack, database: str) -> subprocess.CompletedProcess:
@@ -49,26 +48,16 @@ def own_database(stack, live_settings, settings):
         db.close()
 
 
-def purchase(userid: str, timestamp: str, price: str) -> PurchaseEvent:
-    return PurchaseEvent(
-        purchase_id=str(uuid.uuid4()),
-        username="ann",
-        userid=userid,
-        price=Decimal(price),
-        timestamp=timestamp,
-    )
-
-
 def test_rebuilds_the_months_from_the_purchases_and_a_second_run_changes_nothing(stack, own_database):
     database = own_database
     services.purchases_record(
         events=[
-            purchase("ann", "2026-10-31T23:59:59.999999Z", "1.00"),
-            purchase("ann", "2026-11-01T00:00:00.000000Z", "29.99"),
-            purchase("ann", "2026-11-30T10:00:00.000000Z", "15.50"),
-            purchase("bob", "2026-11-05T00:00:00.000000Z", "42.00"),
-            purchase("cy", "2027-01-01T00:00:00.000000Z", "999999999.99"),
-            purchase("cy", "2027-01-02T00:00:00.000000Z", "0.01"),
+            purchase_at("ann", "2026-10-31T23:59:59.999999Z", "1.00"),
+            purchase_at("ann", "2026-11-01T00:00:00.000000Z", "29.99"),
+            purchase_at("ann", "2026-11-30T10:00:00.000000Z", "15.50"),
+            purchase_at("bob", "2026-11-05T00:00:00.000000Z", "42.00"),
+            purchase_at("cy", "2027-01-01T00:00:00.000000Z", "999999999.99"),
+            purchase_at("cy", "2027-01-02T00:00:00.000000Z", "0.01"),
         ]
     )
     expected = months(database)
@@ -128,7 +117,7 @@ def test_an_unreachable_database_fails_with_a_clear_message(make_stack):
     assert "monthly totals not rebuilt: ServerSelectionTimeoutError" in result.stderr
 
 
-def test_a_rebuild_beside_a_storing_consumer_loses_no_purchase(own_database):
+def test_a_rebuild_beside_a_storing_consumer_loses_no_purchase_at(own_database):
     """Each user's months are rebuilt in one transaction: purchases stored meanwhile are either
     in its snapshot or conflict with it (and the user is done again), never lost."""
     database = own_database
@@ -136,7 +125,7 @@ def test_a_rebuild_beside_a_storing_consumer_loses_no_purchase(own_database):
     months_of_purchases = ["2026-10", "2026-11", "2026-12"]
     batches = [
         [
-            purchase(
+            purchase_at(
                 users[(b + i) % 4],
                 f"{months_of_purchases[(b * 7 + i) % 3]}-0{1 + i}T00:00:00.000000Z",
                 "1.01",

@@ -80,6 +80,9 @@ def test_duplicates_never_count_twice(client, live_settings, database, userid):
     assert body["months"][1] == {"month": "2026-11", "count": 4, "total": 87.5}
     assert (body["count"], body["total_spent"]) == (6, 92.51)
     assert not monthly_totals_match_summaries(database)
+    # One document per user and month, whose _id is the pair (upserts cannot make a second).
+    november = list(database["purchases_monthly"].find({"userid": userid, "month": "2026-11"}))
+    assert [doc["_id"] for doc in november] == [f"{userid}|2026-11"]
 
 
 def test_the_answer_reads_the_monthly_totals_not_the_purchases(client, live_settings, database, userid):

@@ -8,6 +8,7 @@ pass-through to the ledger, so it browses in a browser too.
 """
 
 import logging
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -20,10 +21,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from purchases_project import identity, jsonutil
-from purchases_project.api_docs import FORBIDDEN_READ, error, user_purchases_schema
+from purchases_project.api_docs import FORBIDDEN_READ, error, user_purchases_schema, user_spending_schema
 from purchases_project.errors import json_error, json_response
 from purchases_project.middleware import PRIVATE_HEADERS, private_answers
-from purchases_project.paging import read_params_validate
+from purchases_project.paging import read_params_validate, spending_params_validate
 from purchases_project.rules import (
     REQUIRED_FIELDS,
     InvalidPurchase,
@@ -116,37 +117,65 @@ class PurchaseCreateApi(View):
         )
 
 
+LEDGER_UNAVAILABLE = "The ledger (or its database) is unavailable"
+LEDGER_TOO_SLOW = error("The ledger did not answer in time")
+
+
+def _ledger_answer(fetch: Callable[..., tuple[int, dict]], **call) -> tuple[int, dict]:
+    """The ledger's (status, body), or the storefront's own when the ledger fails to answer."""
+    try:
+        return fetch(**call)
+    except ledger_client.LedgerTimeout:
+        return 504, {"error": "The ledger did not answer in time"}
+    except ledger_client.LedgerUnavailable:
+        return 503, {"error": "The ledger is unavailable"}
+
+
 @private_answers
 class UserPurchaseListApi(APIView):
     """One page of a user's purchases, from the ledger; `next` points back at the storefront."""
 
     authentication_classes = [identity.BearerTokenAuthentication]
 
-    @user_purchases_schema(
-        unavailable="The ledger (or its database) is unavailable",
-        status_504=error("The ledger did not answer in time"),
-    )
+    @user_purchases_schema(unavailable=LEDGER_UNAVAILABLE, status_504=LEDGER_TOO_SLOW)
     def get(self, request: Request, userid: str) -> Response:
         read_params_validate(userid=userid, query_params=request.query_params)
         principal = identity.principal(request)
         if not principal.may_read(userid):
             return Response({"error": FORBIDDEN_READ}, status=403)
-        try:
-            status, body = ledger_client.user_purchases_fetch(
-                userid=userid,
-                params={k: v for k, v in request.query_params.dict().items() if k != "format"},
-                token=principal.token,
-            )
-        except ledger_client.LedgerTimeout:
-            return Response({"error": "The ledger did not answer in time"}, status=504)
-        except ledger_client.LedgerUnavailable:
-            return Response({"error": "The ledger is unavailable"}, status=503)
+        status, body = _ledger_answer(
+            ledger_client.user_purchases_fetch,
+            userid=userid,
+            params={k: v for k, v in request.query_params.dict().items() if k != "format"},
+            token=principal.token,
+        )
         if body.get("next"):
             query = urlsplit(body["next"]).query
             page = f"{request.path}?{query}"
             # On the public origin when one is configured, never on whatever Host was sent.
             public = settings.PUBLIC_BASE_URL
             body["next"] = f"{public}{page}" if public else request.build_absolute_uri(page)
+        return Response(body, status=status)
+
+
+@private_answers
+class UserSpendingApi(APIView):
+    """A user's spending per month, from the ledger."""
+
+    authentication_classes = [identity.BearerTokenAuthentication]
+
+    @user_spending_schema(unavailable=LEDGER_UNAVAILABLE, status_504=LEDGER_TOO_SLOW)
+    def get(self, request: Request, userid: str) -> Response:
+        spending_params_validate(userid=userid, query_params=request.query_params)
+        principal = identity.principal(request)
+        if not principal.may_read(userid):
+            return Response({"error": FORBIDDEN_READ}, status=403)
+        status, body = _ledger_answer(
+            ledger_client.user_spending_fetch,
+            userid=userid,
+            params={k: v for k, v in request.query_params.dict().items() if k in ("since", "until")},
+            token=principal.token,
+        )
         return Response(body, status=status)
 
 

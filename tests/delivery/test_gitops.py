@@ -1,8 +1,7 @@
-"""Production runs what git names by digest, and Argo CD keeps it so (k8s/argocd/).
+"""Production runs what git names by digest (the Argo CD side: test_argocd.py).
 
-The production render's images, the release's pin script on a copy of k8s/, and the Argo CD
-project and Applications against the overlays they deploy. Offline: kustomize renders, no
-cluster.
+The production render's images, and the release's pin script on a copy of k8s/. Offline:
+kustomize renders, no cluster.
 """
 
 from __future__ import annotations
@@ -16,29 +15,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.k8s.manifests import APP_DEPLOYMENTS, KUBECTL, NAMESPACE, Doc, containers, render, workloads
+from tests.k8s.manifests import APP_DEPLOYMENTS, KUBECTL, Doc, containers, render, workloads
 
 from .workflows import PRODUCTION_OVERLAY, REPO
 
-ARGOCD = REPO / "k8s" / "argocd"
 PIN = REPO / ".github" / "scripts" / "pin_image.py"
 DIGEST_REF = re.compile(r".+@sha256:[0-9a-f]{64}")
 APP_IMAGE = "purchase-system"
 # Images this project does not build, pinned by version tag in the data tier's manifests;
 # the runbook's "Pin images by digest" says how to pin them too. Never a moving tag either way.
 DATA_TIER_TAGGED = {"apache/kafka", "mongo"}
-# Kinds that hold data: never pruned automatically.
-DATA_KINDS = {
-    "PersistentVolumeClaim",
-    "StatefulSet",
-    "Kafka",
-    "KafkaNodePool",
-    "KafkaTopic",
-    "KafkaUser",
-    "PerconaServerMongoDB",
-    "MongoDBCommunity",
-}
-SECRET_KINDS = {"Secret", "ExternalSecret", "SealedSecret"}
 
 
 def images(docs: list[Doc]) -> set[str]:
@@ -153,88 +139,3 @@ def test_pin_refuses_what_it_cannot_pin_and_leaves_the_file_alone(k8s_copy: Path
     result = pin(k8s_copy, *args)
     assert result.returncode == 1 and error in result.stderr
     assert (k8s_copy / PRODUCTION_OVERLAY).read_text() == before
-
-
-# --- Argo CD ------------------------------------------------------------------------------------
-
-
-def argocd_docs() -> list[Doc]:
-    return [d for path in sorted(ARGOCD.glob("*.yaml")) for d in yaml.safe_load_all(path.read_text()) if d]
-
-
-def applications() -> dict[str, Doc]:
-    return {d["metadata"]["name"]: d for d in argocd_docs() if d["kind"] == "Application"}
-
-
-def project() -> Doc:
-    (found,) = [d for d in argocd_docs() if d["kind"] == "AppProject"]
-    return found
-
-
-def test_one_application_per_overlay():
-    paths = {app["spec"]["source"]["path"] for app in applications().values()}
-    assert paths == {"k8s/overlays/local", "k8s/overlays/production"}
-
-
-@pytest.mark.parametrize("name", sorted(applications()))
-def test_application_stays_inside_its_project(name: str):
-    app, proj = applications()[name], project()
-    assert app["apiVersion"] == proj["apiVersion"] == "argoproj.io/v1alpha1"
-    assert app["metadata"]["namespace"] == proj["metadata"]["namespace"] == "argocd"
-    assert app["spec"]["project"] == proj["metadata"]["name"]
-    source, destination = app["spec"]["source"], app["spec"]["destination"]
-    assert source["repoURL"] in proj["spec"]["sourceRepos"]
-    assert source["targetRevision"] == "main"
-    assert destination["namespace"] == NAMESPACE
-    assert {"server": destination["server"], "namespace": NAMESPACE} in proj["spec"]["destinations"]
-    # Every cluster-scoped object the overlay renders is one the project allows.
-    allowed = {(r["group"], r["kind"]) for r in proj["spec"]["clusterResourceWhitelist"]}
-    for doc in render(source["path"]):
-        if "namespace" not in doc["metadata"]:
-            group = doc["apiVersion"].rpartition("/")[0]
-            assert (group, doc["kind"]) in allowed, f"{source['path']}: {doc['kind']} is cluster-scoped"
-
-
-@pytest.mark.parametrize("name", sorted(applications()))
-def test_application_syncs_itself_and_heals_drift(name: str):
-    automated = applications()[name]["spec"]["syncPolicy"]["automated"]
-    assert automated["selfHeal"] is True
-
-
-@pytest.mark.parametrize("name", sorted(applications()))
-def test_nothing_is_pruned_automatically(name: str):
-    assert applications()[name]["spec"]["syncPolicy"]["automated"]["prune"] is False
-
-
-def test_deleting_the_production_application_leaves_the_system_running():
-    app = applications()["purchase-system-production"]
-    assert "resources-finalizer.argocd.argoproj.io" not in app["metadata"].get("finalizers", [])
-
-
-@pytest.mark.parametrize("name", sorted(applications()))
-def test_automatic_pruning_never_reaches_data(name: str):
-    app = applications()[name]
-    if not app["spec"]["syncPolicy"]["automated"].get("prune"):
-        return
-    overlay = app["spec"]["source"]["path"]
-    for doc in render(overlay):
-        if doc["kind"] in DATA_KINDS:
-            options = doc["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-options", "")
-            assert "Prune=false" in options, (
-                f"{overlay}: {doc['kind']}/{doc['metadata']['name']} may be pruned"
-            )
-
-
-def wave(doc: Doc) -> int:
-    return int(doc["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave", "0"))
-
-
-@pytest.mark.parametrize("overlay", ["k8s/overlays/local", "k8s/overlays/production"])
-def test_deployments_never_sync_before_the_data_tier_and_secrets(overlay: str):
-    docs = render(overlay)
-    first = [d for d in docs if d["kind"] in DATA_KINDS | SECRET_KINDS]
-    apps = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] in APP_DEPLOYMENTS]
-    assert apps
-    latest_data = max((wave(d) for d in first), default=0)
-    for deployment in apps:
-        assert wave(deployment) >= latest_data, f"{overlay}: {deployment['metadata']['name']} syncs too early"

@@ -15,20 +15,32 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.k8s.manifests import APP_DEPLOYMENTS, KUBECTL, Doc, containers, render, workloads
+from tests.k8s.manifests import APP_DEPLOYMENTS, KUBECTL, Doc, containers, is_custom, render, workloads
 
 from .workflows import PRODUCTION_OVERLAY, REPO
 
 PIN = REPO / ".github" / "scripts" / "pin_image.py"
 DIGEST_REF = re.compile(r".+@sha256:[0-9a-f]{64}")
 APP_IMAGE = "purchase-system"
-# Images this project does not build, pinned by version tag in the data tier's manifests;
-# the runbook's "Pin images by digest" says how to pin them too. Never a moving tag either way.
-DATA_TIER_TAGGED = {"apache/kafka", "mongo"}
 
 
 def images(docs: list[Doc]) -> set[str]:
     return {c["image"] for w in workloads(docs) for c in containers(w)}
+
+
+def operator_images(value: object) -> set[str]:
+    """Every `image` an operator's resource names (MongoDB, its backup agent), at any depth."""
+    if isinstance(value, dict):
+        found = {value["image"]} if isinstance(value.get("image"), str) else set()
+        return found.union(*(operator_images(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(operator_images(v) for v in value))
+    return set()
+
+
+def tag(image: str) -> str:
+    name = image.split("@", 1)[0]
+    return name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else ""
 
 
 def repository(image: str) -> str:
@@ -59,17 +71,25 @@ def test_production_runs_the_application_image_by_digest(production: list[Doc]):
     assert {i for i in images(production) if repository(i) == repository(image)} == {image}
 
 
-def test_production_images_all_carry_a_digest(production: list[Doc]):
-    unpinned = {i for i in images(production) if not DIGEST_REF.fullmatch(i)}
-    assert {repository(i) for i in unpinned} <= DATA_TIER_TAGGED, unpinned
+def test_production_workloads_all_run_an_image_by_digest(production: list[Doc]):
+    # The data tier's pods are the operators' (their images follow the resources below).
+    assert not {i for i in images(production) if not DIGEST_REF.fullmatch(i)}
+
+
+def test_the_operators_resources_name_their_images_by_a_fixed_version(production: list[Doc]):
+    named = {i for d in production if is_custom(d) for i in operator_images(d["spec"])}
+    assert named, "the PerconaServerMongoDB names its images"
+    for image in named:
+        assert DIGEST_REF.fullmatch(image) or tag(image) not in ("", "latest"), image
+    (kafka,) = [d for d in production if d["kind"] == "Kafka"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", kafka["spec"]["kafka"]["version"])
 
 
 def test_no_overlay_runs_a_moving_tag():
     for path in ("k8s/overlays/local", "k8s/overlays/production"):
-        for image in images(render(path)):
-            name = image.split("@", 1)[0]
-            tag = name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else ""
-            assert "@" in image or (tag and tag != "latest"), f"{path}: {image}"
+        docs = render(path)
+        for image in images(docs) | {i for d in docs if is_custom(d) for i in operator_images(d["spec"])}:
+            assert "@" in image or tag(image) not in ("", "latest"), f"{path}: {image}"
 
 
 def test_the_overlay_digest_is_a_valid_sha256():

@@ -1,58 +1,131 @@
-"""What the ledger keeps in MongoDB.
+"""What the ledger keeps in MongoDB: typed documents, the server-side schema that guards
+them, and their indexes (decision 0009).
 
-`Purchase`: one document per purchase, unique by `purchase_id`. The compound
-index (userid, timestamp, purchase_id) serves "one user's purchases, oldest
-first", including cursor pages. `timestamp` is kept as the event's fixed-width
-ISO 8601 text (microseconds, Z), which sorts exactly as time does and, unlike a
-BSON date, keeps the microseconds.
+`purchases`: one document per purchase, unique by `purchase_id`. The compound index
+(userid, timestamp, purchase_id) serves "one user's purchases, oldest first",
+including cursor pages. `timestamp` is kept as the event's fixed-width ISO 8601 text
+(microseconds, Z), which sorts exactly as time does and, unlike a BSON date, keeps
+the microseconds.
 
-`UserSummary`: per-user count and total, updated by the consumer in the same
-transaction as the purchases it newly stores, so it never drifts from them.
+`purchases_user_summaries`: per-user count and total, updated by the consumer in the
+same transaction as the purchases it newly stores, so it never drifts from them.
 
-`DeadLetterMark`: per consumer group and partition with an open run of invalid
-events, the offset below which that run is already dead-lettered. Offsets stay
-committed at the run's first event until the run ends, so a restarted consumer
-reads the run again; the mark keeps it from dead-lettering any event twice.
+`purchases_dead_letter_marks`: per consumer group and partition with an open run of
+invalid events, the offset below which that run is already dead-lettered (the
+engine's `MarkStore`, decision 0008).
 
-The consumer writes what these Documents produce (`validate()`, `to_mongo()`),
-in bulk through the collection (docs/decisions/0009).
+Each collection carries a `$jsonSchema` validator that `ensure_indexes` installs: the
+server refuses a document that breaks it, whoever writes it. The `TypedDict`s say the
+same to the type checker.
 """
 
+from decimal import Decimal
+from typing import Any, TypedDict
+
+from bson.decimal128 import Decimal128
 from django.conf import settings
-from mongoengine import Document, IntField, StringField
-from mongoengine.fields import Decimal128Field
+from pymongo import ASCENDING, IndexModel
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from ledger import db
 
 PAGE_INDEX = "userid_timestamp_purchase_id"
+MAX_TEXT = 200
+VALIDATION_FAILED = 121  # DocumentValidationFailure
 
 
-class Purchase(Document):
-    purchase_id = StringField(required=True, unique=True)
-    username = StringField(required=True)
-    userid = StringField(required=True)
-    price = Decimal128Field(required=True, precision=2)
-    timestamp = StringField(required=True)
+class PurchaseDocument(TypedDict):
+    purchase_id: str
+    username: str
+    userid: str
+    price: Decimal128
+    timestamp: str
 
-    meta = {
-        "collection": settings.MONGODB_COLLECTION,
-        "indexes": [{"fields": ["userid", "timestamp", "purchase_id"], "name": PAGE_INDEX}],
-        "auto_create_index_on_save": False,
+
+class UserSummaryDocument(TypedDict):
+    _id: str  # the userid
+    count: int
+    total: Decimal128
+
+
+class DeadLetterMarkDocument(TypedDict):
+    _id: str  # "<group>|<topic>|<partition>"
+    next_offset: int
+
+
+def _text(max_length: int = MAX_TEXT) -> dict[str, Any]:
+    return {"bsonType": "string", "minLength": 1, "maxLength": max_length}
+
+
+_INTEGER = {"bsonType": ["int", "long"], "minimum": 0}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "purchases": {
+        "bsonType": "object",
+        "required": ["purchase_id", "username", "userid", "price", "timestamp"],
+        "properties": {
+            "purchase_id": _text(36),
+            "username": _text(),
+            "userid": _text(),
+            "price": {"bsonType": "decimal"},
+            "timestamp": _text(27),
+        },
+    },
+    "summaries": {
+        "bsonType": "object",
+        "required": ["_id", "count", "total"],
+        "properties": {"_id": _text(), "count": _INTEGER, "total": {"bsonType": "decimal"}},
+    },
+    "marks": {
+        "bsonType": "object",
+        "required": ["_id", "next_offset"],
+        "properties": {"_id": _text(1000), "next_offset": _INTEGER},
+    },
+}
+INDEXES: dict[str, list[IndexModel]] = {
+    "purchases": [
+        IndexModel([("purchase_id", ASCENDING)], unique=True, name="purchase_id_1"),
+        IndexModel(
+            [("userid", ASCENDING), ("timestamp", ASCENDING), ("purchase_id", ASCENDING)], name=PAGE_INDEX
+        ),
+    ],
+    "summaries": [],
+    "marks": [],
+}
+
+
+def collection_names() -> dict[str, str]:
+    base = settings.MONGODB_COLLECTION
+    return {"purchases": base, "summaries": f"{base}_user_summaries", "marks": f"{base}_dead_letter_marks"}
+
+
+def database() -> Database[Any]:
+    return db.connect()[settings.MONGODB_DATABASE]
+
+
+def purchases() -> Collection[PurchaseDocument]:
+    return database().get_collection(collection_names()["purchases"])
+
+
+def summaries() -> Collection[UserSummaryDocument]:
+    return database().get_collection(collection_names()["summaries"])
+
+
+def marks() -> Collection[DeadLetterMarkDocument]:
+    return database().get_collection(collection_names()["marks"])
+
+
+def purchase_document(
+    *, purchase_id: str, username: str, userid: str, price: Decimal, timestamp: str
+) -> PurchaseDocument:
+    return {
+        "purchase_id": purchase_id,
+        "username": username,
+        "userid": userid,
+        "price": Decimal128(price),
+        "timestamp": timestamp,
     }
 
 
-class UserSummary(Document):
-    userid = StringField(primary_key=True)
-    count = IntField(required=True, default=0)
-    total = Decimal128Field(required=True, precision=2)
-
-    meta = {"collection": f"{settings.MONGODB_COLLECTION}_user_summaries"}
-
-
-class DeadLetterMark(Document):
-    key = StringField(primary_key=True)  # "<group>|<topic>|<partition>"
-    next_offset = IntField(required=True, min_value=0)
-
-    meta = {"collection": f"{settings.MONGODB_COLLECTION}_dead_letter_marks"}
-
-    @staticmethod
-    def key_for(group: str, topic: str, partition: int) -> str:
-        return f"{group}|{topic}|{partition}"
+def mark_key(group: str, topic: str, partition: int) -> str:
+    return f"{group}|{topic}|{partition}"

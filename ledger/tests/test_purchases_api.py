@@ -7,8 +7,8 @@ import pytest
 from django.test import Client
 
 from devstack.stack import free_port
-from ledger import db, selectors, services
-from ledger.documents import PAGE_INDEX, Purchase
+from ledger import db, documents, selectors, services
+from ledger.documents import PAGE_INDEX
 from purchases_project import identity
 from purchases_project.events import PurchaseEvent
 
@@ -125,9 +125,8 @@ def test_page_queries_are_answered_from_the_page_index(live_settings, userid):
     ]
     first_page = selectors.page_queries(userid=userid, after=None, since=None, until=None)
     assert first_page == [{"userid": userid}]
-    db.connect()
     for query in [*queries, *first_page]:
-        plan = Purchase._get_collection().find(query).sort(selectors.SORT).limit(11).explain()
+        plan = documents.purchases().find(query).sort(selectors.SORT).limit(11).explain()
         stages = []
         stage = plan["queryPlanner"]["winningPlan"]
         while stage:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pymongo
 from confluent_kafka import Message
 from django.conf import settings
 from pymongo.errors import OperationFailure, PyMongoError
@@ -71,6 +72,9 @@ def _validation_failed(exc: OperationFailure) -> bool:
 
 
 class PurchaseWriter:
+    def __init__(self) -> None:
+        self._collections_ready = False
+
     def open(self) -> None:
         db.connect()
 
@@ -86,6 +90,8 @@ class PurchaseWriter:
 
     def write(self, events: Sequence[Received], *, timeout_s: float) -> list[Outcome]:
         try:
+            if not self._collections_ready:
+                self._collections_ensure(timeout_s)
             result = services.purchases_record(events=[r.event for r in events], timeout_s=timeout_s)
         except PyMongoError as exc:
             raise _engine_error(exc) from exc
@@ -111,6 +117,14 @@ class PurchaseWriter:
                 },
             )
         return outcomes
+
+    def _collections_ensure(self, timeout_s: float) -> None:
+        """The unique purchase_id index is what keeps two consumers racing for one event from
+        both storing it: never write without it, even where `ensure_indexes` did not run."""
+        with pymongo.timeout(timeout_s):
+            for warning in services.indexes_ensure():
+                logger.warning(warning)
+        self._collections_ready = True
 
 
 class DeadLetterMarks:

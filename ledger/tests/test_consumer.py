@@ -305,3 +305,29 @@ def test_a_missing_dead_letter_topic_holds_the_batch_loudly_and_drops_nothing(li
         running.stop()
     assert [m.value() for m in dead_letters(bootstrap, f"{topic}.dlq", 1)] == [b"garbage"]
     assert selectors.user_summary_get(userid=userid)[0] == 2
+
+
+def test_a_missing_topic_is_waited_for_loudly_and_never_created_by_the_consumer(
+    live_settings, userid, caplog
+):
+    from confluent_kafka.admin import AdminClient
+
+    from purchases_project import kafka_config
+
+    bootstrap = live_settings.KAFKA_BOOTSTRAP_SERVERS
+    topic = f"t-{uuid.uuid4().hex[:10]}"
+    topics_ensure(bootstrap_servers=bootstrap, topics={f"{topic}.dlq": 1})
+    admin = AdminClient(kafka_config.admin(bootstrap_servers=bootstrap))
+    running = Running(settings_for(live_settings, topic))
+    try:
+        wait_for(lambda: any(topic in r.getMessage() and r.levelname == "WARNING" for r in caplog.records))
+        assert running.thread.is_alive() and running.error is None
+        assert topic not in admin.list_topics(timeout=10).topics  # no topic with the broker's default count
+
+        topics_ensure(bootstrap_servers=bootstrap, topics={topic: 2})
+        produce(bootstrap, topic, [good(userid)[1]])
+        wait_for(lambda: selectors.user_summary_get(userid=userid)[0] == 1, timeout=60)
+    finally:
+        running.stop()
+    assert running.error is None
+    assert len(admin.list_topics(timeout=10).topics[topic].partitions) == 2

@@ -114,6 +114,7 @@ def test_browsable_page_renders_html(client, live_settings, userid):
 
 
 def test_page_queries_are_answered_from_the_page_index(live_settings, userid):
+    services.indexes_ensure()  # as `manage.py ensure_indexes` does before the services start
     record(userid, "1", "2")
     after = ("2026-01-01T00:00:00.000000Z", "6f1c0c52-1d7d-4a8e-9d36-0d8c2b7c7a10")
     until = "2100-01-01T00:00:00.000000Z"

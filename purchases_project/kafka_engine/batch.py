@@ -64,12 +64,15 @@ class Batch(Generic[Event]):
     def refused(self) -> list[Item[Event]]:
         return [i for i in self.active() if i.outcome is not None and i.outcome.refused and i.fate is None]
 
-    def drop(self, partitions: set[Partition]) -> None:
+    def drop(self, partitions: set[Partition]) -> int:
         """Partitions revoked mid-batch: what is not yet handled there is left to the new owner."""
+        dropped = 0
         for item in self.items:
-            if item.partition in partitions and not item.done:
+            if item.partition in partitions and item.active and not item.done:
                 item.dropped = True
+                dropped += 1
         self.capped -= partitions
+        return dropped
 
 
 def decoded(handler: Handler[Event], messages: list[Message]) -> Batch[Event]:

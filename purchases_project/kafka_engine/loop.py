@@ -11,11 +11,10 @@ attempt gets a time budget derived from `max.poll.interval.ms`, so no attempt ca
 make the member miss a poll. Partitions revoked while a batch is held are dropped
 from it: neither written nor committed here, their new owner reads them again.
 
-Lifecycle: `run()` subscribes and loops until `stop()` (a warm shutdown: finish
-the batch in hand, then leave; while holding, give up after `shutdown_timeout_s`
-and raise `ShutdownTimeout` without committing), or, for a job, until it has been
-idle for `stop_when_idle_s`. `finally` closes the handler, the policy and the
-consumer, which leaves the group at once.
+Lifecycle: `run()` subscribes and loops until `stop()` (a warm shutdown: finish the
+batch in hand; while holding, give up after `shutdown_timeout_s` and raise
+`ShutdownTimeout` without committing) or, for a job, until idle for `stop_when_idle_s`.
+`finally` closes the handler, the policy and the consumer (it leaves the group at once).
 
 Liveness: the loop touches `liveness_file` (at most once a second) whenever it
 polls, holding included; a frozen loop leaves the file to age. Decision: 0008.
@@ -26,11 +25,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic
 
 import tenacity
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from purchases_project.kafka_engine import observe
 from purchases_project.kafka_engine.batch import Batch, ChunkedWriter, counted, decoded
@@ -68,6 +67,7 @@ class Engine(Generic[Event]):
         self._assigned: set[Partition] = set()
         self._consumer: Any = None
         self._batch: Batch[Event] | None = None
+        self._paused: set[Partition] = set()
         self._liveness = Liveness(config.liveness_file)
         self._last_poll_end: float | None = None
         self._seen = 0
@@ -89,8 +89,8 @@ class Engine(Generic[Event]):
             {
                 **self.config.kafka,
                 "statistics.interval.ms": self.config.statistics_interval_ms,
-                "stats_cb": self._on_stats,
-                "error_cb": self._log_kafka_error,
+                "stats_cb": lambda stats: observe.report_lag(stats, self._assigned),
+                "error_cb": observe.log_kafka_error,
             }
         )
         try:
@@ -150,7 +150,7 @@ class Engine(Generic[Event]):
         messages = []
         for message in first:
             if (error := message.error()) is not None:
-                self._log_kafka_error(error)
+                observe.log_kafka_error(error)
             else:
                 messages.append(message)
         if messages:
@@ -181,8 +181,8 @@ class Engine(Generic[Event]):
         finally:
             observe.HELD.set(0)
             self._batch = None
-        if retrying.statistics.get("attempt_number", 1) > 1:
-            logger.info("wrote the held batch of %d messages", len(messages))
+        if retrying.statistics.get("attempt_number", 1) > 1 and (written := sum(1 for _ in batch.active())):
+            logger.info("wrote the held batch of %d messages", written)
         self._commit(batch.commit)
         self.counts.update(counted(batch))
         if batch.capped:
@@ -228,22 +228,27 @@ class Engine(Generic[Event]):
                     "after shutdown was asked; exiting without committing the batch in hand"
                 )
             seconds = min(seconds, left)
-        paused = [TopicPartition(t, p) for t, p in self._assigned]
-        if paused:
-            self._consumer.pause(paused)
         deadline = time.monotonic() + seconds
         try:
             while (left := deadline - time.monotonic()) > 0:
+                self._pause(self._assigned)  # also what was assigned since the hold began
                 for message in self._consume(1, min(0.2, left)):
-                    if not message.error():
-                        # A partition assigned during the hold delivered: put it back for later.
+                    if not message.error():  # assigned and fetched before it was paused: put it back
                         tp = TopicPartition(*partition_of(message), offset_of(message))
-                        self._consumer.pause([tp])
+                        self._pause([partition_of(message)])
                         self._consumer.seek(tp)
         finally:
-            resume = [TopicPartition(t, p) for t, p in self._assigned]
-            if resume:
-                self._consumer.resume(resume)
+            self._resume(self._paused & self._assigned)
+
+    def _pause(self, partitions: Iterable[Partition]) -> None:
+        if new := [p for p in partitions if p not in self._paused]:
+            self._consumer.pause([TopicPartition(t, p) for t, p in new])
+            self._paused.update(new)
+
+    def _resume(self, partitions: Iterable[Partition]) -> None:
+        if these := [p for p in partitions if p in self._paused]:
+            self._consumer.resume([TopicPartition(t, p) for t, p in these])
+            self._paused.difference_update(these)
 
     def _commit(self, next_offsets: dict[Partition, int]) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items() if (t, p) in self._assigned]
@@ -273,26 +278,19 @@ class Engine(Generic[Event]):
         logger.info("assigned partitions %s", sorted(tp.partition for tp in partitions))
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        # librdkafka keeps a partition's paused state across a rebalance: one revoked while a
+        # batch was held would come back paused and never deliver again. Resume it on the way out.
+        self._resume([(tp.topic, tp.partition) for tp in partitions])
         self._forget([(tp.topic, tp.partition) for tp in partitions])
         logger.info("revoked partitions %s", sorted(tp.partition for tp in partitions))
 
     def _forget(self, partitions: list[Partition]) -> None:
         self.policy.revoked(partitions)
-        if self._batch is not None:
-            self._batch.drop(set(partitions))
+        if self._batch is not None and (dropped := self._batch.drop(set(partitions))):
+            logger.info("left %d held messages of revoked partitions to their new owner", dropped)
         for topic, partition in partitions:
             self._assigned.discard((topic, partition))
             try:
                 observe.LAG.remove(topic, str(partition))
             except KeyError:
                 pass
-
-    def _on_stats(self, stats_json: str) -> None:
-        observe.report_lag(stats_json, self._assigned)
-
-    @staticmethod
-    def _log_kafka_error(error: KafkaError) -> None:
-        if error.code() == KafkaError._PARTITION_EOF:
-            return
-        level = logging.ERROR if error.fatal() else logging.WARNING
-        logger.log(level, "kafka: %s", error)

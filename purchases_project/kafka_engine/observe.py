@@ -1,10 +1,14 @@
 """What the consumer loop tells the outside: its metrics and its liveness file."""
 
 import json
+import logging
 import time
 from pathlib import Path
 
+from confluent_kafka import KafkaError
 from prometheus_client import Counter, Gauge, Histogram
+
+logger = logging.getLogger("purchases_project.kafka_engine.loop")
 
 PROCESSED = Counter(
     "kafka_messages_processed_total", "Events handled by the consumer, by outcome", ["status"]
@@ -65,3 +69,9 @@ def report_lag(stats_json: str, assigned: set[tuple[str, int]]) -> None:
             if committed < 0:
                 committed = max(p.get("lo_offset", 0), 0)
             LAG.labels(topic, str(partition)).set(max(high - committed, 0))
+
+
+def log_kafka_error(error: KafkaError) -> None:
+    if error.code() == KafkaError._PARTITION_EOF:
+        return
+    logger.log(logging.ERROR if error.fatal() else logging.WARNING, "kafka: %s", error)

@@ -114,8 +114,7 @@ class FakeConsumer:
     def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
         self.polls += 1
         if not self.assigned and not self.closed and self.polls == 1:
-            self.assigned = set(self.partitions)
-            self._on_assign(self, [TopicPartition(TOPIC, p) for p in self.partitions])
+            self.reassign(*self.partitions)
         if self.on_poll is not None:
             self.on_poll(self)
         found = []
@@ -130,6 +129,14 @@ class FakeConsumer:
             time.sleep(min(timeout, 0.002))
         return found
 
+    def assign(self, tps) -> None:
+        pass  # the engine's on_assign assigns; `reassign` below models the group's side
+
+    def reassign(self, *partitions: int) -> None:
+        self.assigned |= set(partitions)
+        self.position.update({p: self.committed.get(p, 0) for p in partitions})
+        self._on_assign(self, [TopicPartition(TOPIC, p) for p in partitions])
+
     def revoke(self, *partitions: int) -> None:
         self.assigned -= set(partitions)
         self._on_revoke(self, [TopicPartition(TOPIC, p) for p in partitions])
@@ -139,8 +146,10 @@ class FakeConsumer:
         self.log.append(("pause", sorted(tp.partition for tp in tps)))
 
     def resume(self, tps):
-        self.paused -= {tp.partition for tp in tps}
-        self.log.append(("resume", sorted(tp.partition for tp in tps)))
+        partitions = {tp.partition for tp in tps}
+        if partitions & self.paused:
+            self.log.append(("resume", sorted(partitions)))
+        self.paused -= partitions
 
     def seek(self, tp):
         self.position[tp.partition] = tp.offset
@@ -399,15 +408,34 @@ def test_an_open_run_holds_its_partition_at_the_run_start_until_a_valid_event_en
 # -- revocation, shutdown, replay --------------------------------------------------
 
 
-def test_partitions_revoked_while_a_batch_is_held_are_dropped_from_it():
+def test_partitions_revoked_while_a_batch_is_held_are_dropped_from_it(caplog):
     handler = FakeHandler([], failures=2)
     setup = Setup([(0, b"a"), (1, b"b"), (1, b"bad"), (0, b"c")], handler=handler)
     setup.consumer.on_poll = lambda c: c.revoke(1) if 1 in c.assigned and c.polls > 2 else None
-    setup.run()
+    with caplog.at_level(logging.INFO):
+        setup.run()
+    assert "left 2 held messages of revoked partitions to their new owner" in caplog.text
     assert handler.written == ["a", "c"]  # the new owner of partition 1 writes its events
     assert setup.entries("commit") == [{0: 2}]
     assert letters(setup) == []
     assert setup.engine.counts == {"stored": 2}
+
+
+def test_a_partition_revoked_and_assigned_again_while_holding_is_consumed_after_the_hold():
+    # The client keeps a partition's paused state across a rebalance (as librdkafka does):
+    # the engine must resume what it is given once the hold ends.
+    handler = FakeHandler([], failures=3)
+    setup = Setup([(0, b"a"), (1, b"b")], handler=handler)
+    steps = iter([lambda c: c.revoke(0, 1), lambda c: c.reassign(0, 1)])
+
+    def rebalance(consumer):
+        if consumer.polls > 2 and not handler.written:
+            next(steps, lambda c: None)(consumer)
+
+    setup.consumer.on_poll = rebalance
+    setup.run()
+    assert handler.written == ["a", "b"]  # delivered again after the hold, from the committed offsets
+    assert setup.entries("commit") == [{0: 1, 1: 1}]
 
 
 def test_a_warm_shutdown_while_holding_gives_up_at_its_deadline_without_committing():

@@ -318,7 +318,11 @@ def test_a_missing_topic_is_waited_for_loudly_and_never_created_by_the_consumer(
     topic = f"t-{uuid.uuid4().hex[:10]}"
     topics_ensure(bootstrap_servers=bootstrap, topics={f"{topic}.dlq": 1})
     admin = AdminClient(kafka_config.admin(bootstrap_servers=bootstrap))
-    running = Running(settings_for(live_settings, topic))
+    config = settings_for(live_settings, topic)
+    # Refresh metadata every second (librdkafka's default is 5 minutes), so the test sees the
+    # topic found soon after it is created.
+    config["kafka"] = {**config["kafka"], "topic.metadata.refresh.interval.ms": 1000}
+    running = Running(config)
     try:
         wait_for(lambda: any(topic in r.getMessage() and r.levelname == "WARNING" for r in caplog.records))
         assert running.thread.is_alive() and running.error is None

@@ -127,11 +127,13 @@ def counted(batch: Batch[Event]) -> dict[str, int]:
         if label is None or label == EARLIER:
             continue
         counts[label] = counts.get(label, 0) + 1
-        if label != LEFT:
-            PROCESSED.labels(label).inc()
-            PROCESSING_SECONDS.observe(elapsed)
         if item.outcome.refused:
             _log_refused(item, label)
+    for label, count in counts.items():
+        if label != LEFT:
+            PROCESSED.labels(label).inc(count)
+            for _ in range(count):
+                PROCESSING_SECONDS.observe(elapsed)
     return counts
 
 

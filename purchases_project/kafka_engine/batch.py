@@ -87,7 +87,7 @@ def decoded(handler: Handler[Event], messages: list[Message]) -> Batch[Event]:
     return Batch(items)
 
 
-class ChunkedWriter:
+class ChunkedWriter(Generic[Event]):
     """Writes a batch's events through the handler, at most `chunk` per call. A call that runs
     out of its time budget halves `chunk` for the retry (one transaction shorter than the
     budget beats one that never fits); a batch written whole doubles it back. What a call
@@ -99,12 +99,13 @@ class ChunkedWriter:
         self.chunk = max_chunk
 
     def write(self, batch: Batch[Event], deadline: float) -> None:
-        pending = [i for i in batch.active() if i.outcome is None]
+        # Items without an outcome are the ones `decode` accepted: each holds its event.
+        pending = [i for i in batch.active() if i.outcome is None and i.event is not None]
         while pending:
             chunk, pending = pending[: self.chunk], pending[self.chunk :]
-            events = [item.event for item in chunk]
+            events = [item.event for item in chunk if item.event is not None]
             try:
-                outcomes = self.handler.write(events, timeout_s=max(deadline - time.monotonic(), 0.001))  # type: ignore[arg-type]
+                outcomes = self.handler.write(events, timeout_s=max(deadline - time.monotonic(), 0.001))
             except Retryable as exc:
                 if exc.timed_out:
                     self.chunk = max(self.min_chunk, self.chunk // 2)

@@ -20,6 +20,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import Counter
 
+from purchases_project import request_id
 from purchases_project.kafka_engine.contract import Retryable
 from purchases_project.kafka_messages import Headers, header_pairs, offset_of, partition_of
 
@@ -58,9 +59,12 @@ def replayed_headers(dead_letter: Message) -> Headers:
 
 
 def request_id_of(message: Message) -> str | None:
+    """The event's request id for the logs, when it is one the storefront would accept: anyone
+    who can write to the topic chooses the header, and logs must not carry what it holds."""
     for key, value in header_pairs(message):
         if key == "x-request-id" and value:
-            return value.decode(errors="replace")
+            text = value.decode(errors="replace")
+            return text if request_id.request_id_from(text) == text else None
     return None
 
 

@@ -496,3 +496,15 @@ def test_the_liveness_file_ages_while_the_loop_is_stuck_in_a_write_and_metrics_s
     finally:
         release.set()
         server.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("header", "logged"),
+    [(b"rid-1", "rid-1"), (b'x\n{"level": "ERROR"}', None), (b"\x1b[31m", None), (b"a" * 129, None)],
+)
+def test_a_request_id_from_the_topic_reaches_the_logs_only_when_it_is_plain(header, logged):
+    from purchases_project.kafka_engine.dead_letters import request_id_of
+
+    message = FakeMessage(0, 0, b"v")
+    message.headers = lambda: [("x-request-id", header)]
+    assert request_id_of(message) == logged

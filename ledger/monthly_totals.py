@@ -9,9 +9,11 @@ import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import groupby
+from typing import Any
 
 import pymongo
 from pymongo import DeleteOne, ReplaceOne
+from pymongo.collection import Collection
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -53,16 +55,14 @@ def monthly_totals_rebuild(*, timeout_s: float | None = None) -> RebuildResult:
 
 def _userids() -> Iterator[str]:
     """Every userid with purchases or monthly totals, once each, in order (streamed)."""
-    distinct = [{"$group": {"_id": "$userid"}}, {"$sort": {"_id": 1}}]
-    streams = (
-        (row["_id"] for row in collection.aggregate(distinct))
-        for collection in (documents.purchases(), documents.monthly())
-    )
+    distinct: list[dict[str, Any]] = [{"$group": {"_id": "$userid"}}, {"$sort": {"_id": 1}}]
+    collections: tuple[Collection[Any], ...] = (documents.purchases(), documents.monthly())
+    streams = ((row["_id"] for row in collection.aggregate(distinct)) for collection in collections)
     return (userid for userid, _ in groupby(heapq.merge(*streams)))
 
 
 def _user_months_rebuild(userid: str, session) -> tuple[int, int]:
-    by_month = [
+    by_month: list[dict[str, Any]] = [
         {"$match": {"userid": userid}},
         {
             "$group": {
@@ -72,6 +72,7 @@ def _user_months_rebuild(userid: str, session) -> tuple[int, int]:
             }
         },
     ]
+    purchases: Collection[Any] = documents.purchases()
     wanted: dict[str, documents.MonthlyTotalDocument] = {
         documents.monthly_key(userid, row["_id"]): {
             "_id": documents.monthly_key(userid, row["_id"]),
@@ -80,7 +81,7 @@ def _user_months_rebuild(userid: str, session) -> tuple[int, int]:
             "count": row["count"],
             "total": row["total"],
         }
-        for row in documents.purchases().aggregate(by_month, session=session)
+        for row in purchases.aggregate(by_month, session=session)
     }
     monthly = documents.monthly()
     # By _id: a document of the user's under any other _id (one made by hand, say) is stale.

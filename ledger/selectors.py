@@ -110,12 +110,13 @@ def user_spending_get(*, userid: str, since: str | None = None, until: str | Non
     and `total` are all-time, summed from the same read, so they always agree with it.
     """
     found = documents.monthly().find({"userid": userid}, {"month": 1, "count": 1, "total": 1, "_id": 0})
-    months, count, total = [], 0, Decimal(0)
+    months: list[dict] = []
+    count, total = 0, Decimal(0)
     for doc in found.sort("month", 1):
-        month = {"month": doc["month"], "count": doc["count"], "total": _decimal(doc["total"])}
-        count, total = count + month["count"], total + month["total"]
-        if (since is None or since <= month["month"]) and (until is None or month["month"] < until):
-            months.append(month)
+        month_count, month_total = doc["count"], _decimal(doc["total"])
+        count, total = count + month_count, total + month_total
+        if (since is None or since <= doc["month"]) and (until is None or doc["month"] < until):
+            months.append({"month": doc["month"], "count": month_count, "total": month_total})
     return Spending(months=months, count=count, total=total)
 
 

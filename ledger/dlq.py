@@ -1,30 +1,38 @@
-"""Replaying the dead-letter topic after a fix.
+"""Replaying the dead-letter topic after a fix, on the consumer's engine.
 
-Lifecycle: `DeadLetterReplayer.run()` joins its own consumer group
-(`purchase-dlq-replay`), reads the dead-letter topic from where it last
-stopped until nothing new arrives for `idle_timeout_s` (counted from the
-group's assignment), re-validates each event, re-publishes the valid ones to
-the purchase topic with their original key and headers, and leaves the
-still-invalid ones. Per partition it commits only the events it handled: up
-to the first event it had to leave, so a later run, after a further fix, sees
-that one again. Re-publishing is safe because the consumer dedupes on
-`purchase_id`. `finally` closes both clients.
+Lifecycle: `dead_letter_replayer(...)` builds an `Engine` that reads the dead-letter
+topic in its own consumer group (`purchase-dlq-replay`) from where it last stopped,
+and stops once nothing new arrives for `idle_timeout_s` (counted from the group's
+assignment) or after `max_messages`. `ReplayWriter.decode` re-validates each event;
+`write` re-publishes the valid ones to the purchase topic with their original key
+and headers and waits for the broker's acknowledgement (a retryable error until it
+comes). The engine's `LeaveRefused` policy leaves the still-invalid ones: per
+partition it commits only up to the first event left, so a later run, after a
+further fix, sees that one again (and re-sends the valid ones after it, which is
+safe because the consumer dedupes on `purchase_id`).
 """
 
-import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from ledger.dead_letters import replayed_headers
 from purchases_project import kafka_config
 from purchases_project.events import InvalidPurchase, PurchaseEvent
-
-logger = logging.getLogger(__name__)
+from purchases_project.kafka_engine import (
+    STORED,
+    Engine,
+    EngineSettings,
+    InvalidMessage,
+    LeaveRefused,
+    Outcome,
+    Retryable,
+)
+from purchases_project.kafka_engine.dead_letters import replayed_headers
 
 REPLAY_GROUP = "purchase-dlq-replay"
-JOIN_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -34,78 +42,74 @@ class ReplayResult:
     first_left: dict[int, int] = field(default_factory=dict)  # partition -> offset
 
 
-class DeadLetterReplayer:
-    def __init__(
-        self,
-        *,
-        dlq_topic: str,
-        topic: str,
-        group: str = REPLAY_GROUP,
-        idle_timeout_s: float = 5.0,
-        max_messages: int = 1_000_000,
-    ):
-        self.dlq_topic, self.topic = dlq_topic, topic
-        self.idle_timeout_s, self.max_messages = idle_timeout_s, max_messages
-        self._consumer = Consumer(kafka_config.consumer(group=group))
-        self._producer = Producer(kafka_config.producer())
+class ReplayWriter:
+    def __init__(self, *, topic: str, producer_factory: Callable[[dict[str, Any]], Any] = Producer):
+        self.topic = topic
+        self._factory = producer_factory
+        self._producer: Any = None
 
-    def run(self) -> ReplayResult:
-        result = ReplayResult()
-        seen = 0
-        idle_since = 0.0
-        try:
-            assigned: list[float] = []
-            self._consumer.subscribe(
-                [self.dlq_topic], on_assign=lambda c, ps: assigned.append(time.monotonic())
-            )
-            started = time.monotonic()
-            while seen < self.max_messages:
-                # Idle time counts from the group's assignment, so a slow join (a busy
-                # machine, a rebalance) is never taken for an empty dead-letter topic.
-                if not assigned:
-                    if time.monotonic() - started > JOIN_TIMEOUT_S:
-                        raise KafkaException(
-                            f"no partitions of {self.dlq_topic} assigned in {JOIN_TIMEOUT_S:.0f}s"
-                        )
-                elif time.monotonic() - max(assigned[0], idle_since) >= self.idle_timeout_s:
-                    break
-                messages = self._consumer.consume(
-                    num_messages=min(500, self.max_messages - seen), timeout=0.5
-                )
-                messages = [m for m in messages if not m.error()]
-                if not messages:
-                    continue
-                idle_since = time.monotonic()
-                seen += len(messages)
-                self._replay_batch(messages, result)
-        finally:
+    def open(self) -> None:
+        self._producer = self._factory(kafka_config.producer())
+
+    def close(self) -> None:
+        if self._producer is not None:
             self._producer.flush(10)
-            self._consumer.close()
-        return result
 
-    def _replay_batch(self, messages, result: ReplayResult) -> None:
-        commit: dict[int, int] = {}
-        for message in messages:
-            partition = message.partition()
-            try:
-                PurchaseEvent.from_message(message.value())
-            except InvalidPurchase as exc:
-                result.left += 1
-                result.first_left.setdefault(partition, message.offset())
-                logger.warning(
-                    "left a dead letter that is still invalid: %s",
-                    exc,
-                    extra={"partition": partition, "offset": message.offset()},
+    def decode(self, message: Message) -> Message:
+        try:
+            PurchaseEvent.from_message(message.value())
+        except InvalidPurchase as exc:
+            raise InvalidMessage(str(exc)) from None
+        return message
+
+    def write(self, events: Sequence[Message], *, timeout_s: float) -> list[Outcome]:
+        failed: list[KafkaError] = []
+
+        def report(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                failed.append(err)
+
+        try:
+            for message in events:
+                self._producer.produce(
+                    self.topic,
+                    key=message.key(),
+                    value=message.value(),
+                    headers=replayed_headers(message),
+                    on_delivery=report,
                 )
-                continue
-            self._producer.produce(
-                self.topic, key=message.key(), value=message.value(), headers=replayed_headers(message)
+        except (BufferError, KafkaException) as exc:
+            raise Retryable(f"could not re-publish to {self.topic}: {exc}") from exc
+        deadline = time.monotonic() + timeout_s
+        if self._producer.flush(max(deadline - time.monotonic(), 0)) > 0 or failed:
+            # Re-sending on the retry is safe: the consumer dedupes on purchase_id.
+            reason = failed[0] if failed else "not acknowledged in time"
+            raise Retryable(
+                f"{self.topic} did not acknowledge the replayed events: {reason}", timed_out=not failed
             )
-            result.replayed += 1
-            if partition not in result.first_left:
-                commit[partition] = message.offset() + 1
-        if self._producer.flush(30) > 0:
-            raise KafkaException("the purchase topic did not acknowledge the replayed events")
-        offsets = [TopicPartition(self.dlq_topic, p, o) for p, o in commit.items()]
-        if offsets:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+        return [STORED] * len(events)
+
+
+def dead_letter_replayer(
+    *, dlq_topic: str, topic: str, group: str = REPLAY_GROUP, idle_timeout_s: float = 5.0, max_messages: int
+) -> Engine[Message]:
+    config = EngineSettings(
+        topic=dlq_topic,
+        kafka=kafka_config.consumer(group=group),
+        batch_size=500,
+        poll_timeout_s=0.5,
+        stop_when_idle_s=idle_timeout_s,
+        max_messages=max_messages,
+        statistics_interval_ms=0,
+    )
+    return Engine(config, ReplayWriter(topic=topic), LeaveRefused())
+
+
+def replay_result(engine: Engine[Message]) -> ReplayResult:
+    policy = engine.policy
+    assert isinstance(policy, LeaveRefused), "a replayer leaves what is still invalid"
+    return ReplayResult(
+        replayed=engine.counts["stored"],
+        left=engine.counts["left"],
+        first_left={partition: offset for (_, partition), offset in policy.first_left.items()},
+    )

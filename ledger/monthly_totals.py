@@ -13,11 +13,11 @@ from typing import Any
 
 import pymongo
 from pymongo import DeleteOne, ReplaceOne
+from pymongo.collection import Collection
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from ledger import db
-from ledger.documents import MonthlyTotal, Purchase
+from ledger import db, documents
 
 
 @dataclass(frozen=True)
@@ -55,16 +55,14 @@ def monthly_totals_rebuild(*, timeout_s: float | None = None) -> RebuildResult:
 
 def _userids() -> Iterator[str]:
     """Every userid with purchases or monthly totals, once each, in order (streamed)."""
-    distinct = [{"$group": {"_id": "$userid"}}, {"$sort": {"_id": 1}}]
-    streams = (
-        (row["_id"] for row in collection.aggregate(distinct))
-        for collection in (Purchase._get_collection(), MonthlyTotal._get_collection())
-    )
+    distinct: list[dict[str, Any]] = [{"$group": {"_id": "$userid"}}, {"$sort": {"_id": 1}}]
+    collections: tuple[Collection[Any], ...] = (documents.purchases(), documents.monthly())
+    streams = ((row["_id"] for row in collection.aggregate(distinct)) for collection in collections)
     return (userid for userid, _ in groupby(heapq.merge(*streams)))
 
 
 def _user_months_rebuild(userid: str, session) -> tuple[int, int]:
-    by_month = [
+    by_month: list[dict[str, Any]] = [
         {"$match": {"userid": userid}},
         {
             "$group": {
@@ -74,27 +72,27 @@ def _user_months_rebuild(userid: str, session) -> tuple[int, int]:
             }
         },
     ]
-    wanted = {
-        MonthlyTotal.key_for(userid, row["_id"]): MonthlyTotal(
-            key=MonthlyTotal.key_for(userid, row["_id"]),
-            userid=userid,
-            month=row["_id"],
-            count=row["count"],
-            total=row["total"].to_decimal(),
-        )
-        for row in Purchase._get_collection().aggregate(by_month, session=session)
+    purchases: Collection[Any] = documents.purchases()
+    wanted: dict[str, documents.MonthlyTotalDocument] = {
+        documents.monthly_key(userid, row["_id"]): {
+            "_id": documents.monthly_key(userid, row["_id"]),
+            "userid": userid,
+            "month": row["_id"],
+            "count": row["count"],
+            "total": row["total"],
+        }
+        for row in purchases.aggregate(by_month, session=session)
     }
-    monthly = MonthlyTotal._get_collection()
+    monthly = documents.monthly()
     # By _id: a document of the user's under any other _id (one made by hand, say) is stale.
     kept = {
         doc["_id"]: (doc["count"], doc["total"].to_decimal())
         for doc in monthly.find({"userid": userid}, session=session)
     }
-    requests: list[DeleteOne | ReplaceOne[Any]] = []
+    requests: list[DeleteOne | ReplaceOne[documents.MonthlyTotalDocument]] = []
     for key, document in wanted.items():
-        if kept.get(key) != (document.count, document.total):
-            document.validate()
-            requests.append(ReplaceOne({"_id": key}, document.to_mongo().to_dict(), upsert=True))
+        if kept.get(key) != (document["count"], document["total"].to_decimal()):
+            requests.append(ReplaceOne({"_id": key}, document, upsert=True))
     stale = [key for key in kept if key not in wanted]
     requests += [DeleteOne({"_id": key}) for key in stale]
     if requests:

@@ -6,8 +6,7 @@ from decimal import Decimal
 import pymongo
 from bson.decimal128 import Decimal128
 
-from ledger import db
-from ledger.documents import DeadLetterMark, MonthlyTotal, Purchase, UserSummary
+from ledger import documents
 from purchases_project.paging import cursor_encode
 
 PAGE_FIELDS = ("purchase_id", "username", "userid", "price", "timestamp")
@@ -66,23 +65,21 @@ def user_purchases_page(
     order: str = "asc",
 ) -> PurchasePage:
     """`after` is the decoded cursor: (timestamp, purchase_id) of the previous page's last purchase."""
-    db.connect()
-    collection = Purchase._get_collection()
+    collection = documents.purchases()
     projection = {field: 1 for field in PAGE_FIELDS} | {"_id": 0}
-    documents: list[dict] = []
+    rows: list[documents.PurchaseDocument] = []
     for query in page_queries(userid=userid, after=after, since=since, until=until, order=order):
-        wanted = limit + 1 - len(documents)  # one more than the page: is there a next?
-        documents += collection.find(query, projection).sort(SORTS[order]).limit(wanted)
-        if len(documents) > limit:
+        wanted = limit + 1 - len(rows)  # one more than the page: is there a next?
+        rows += collection.find(query, projection).sort(SORTS[order]).limit(wanted)
+        if len(rows) > limit:
             break
     next_cursor = None
-    if len(documents) > limit:
-        documents = documents[:limit]
-        last = documents[-1]
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
         next_cursor = cursor_encode(last["timestamp"], last["purchase_id"], order)
-    for document in documents:
-        document["price"] = document["price"].to_decimal()
-    return PurchasePage(purchases=documents, next_cursor=next_cursor)
+    purchases = [{**row, "price": row["price"].to_decimal()} for row in rows]
+    return PurchasePage(purchases=purchases, next_cursor=next_cursor)
 
 
 def _decimal(value) -> Decimal:
@@ -91,8 +88,7 @@ def _decimal(value) -> Decimal:
 
 def user_summary_get(*, userid: str) -> tuple[int, Decimal]:
     """The user's all-time count and total, kept by the consumer; (0, 0) for a stranger."""
-    db.connect()
-    summary = UserSummary._get_collection().find_one({"_id": userid})
+    summary = documents.summaries().find_one({"_id": userid})
     if summary is None:
         return 0, Decimal(0)
     return summary["count"], _decimal(summary["total"])
@@ -113,22 +109,19 @@ def user_spending_get(*, userid: str, since: str | None = None, until: str | Non
     purchases. `since`/`until` (`YYYY-MM`, inclusive/exclusive) narrow `months`; `count`
     and `total` are all-time, summed from the same read, so they always agree with it.
     """
-    db.connect()
-    found = MonthlyTotal._get_collection().find(
-        {"userid": userid}, {"month": 1, "count": 1, "total": 1, "_id": 0}
-    )
-    months, count, total = [], 0, Decimal(0)
+    found = documents.monthly().find({"userid": userid}, {"month": 1, "count": 1, "total": 1, "_id": 0})
+    months: list[dict] = []
+    count, total = 0, Decimal(0)
     for doc in found.sort("month", 1):
-        month = {"month": doc["month"], "count": doc["count"], "total": _decimal(doc["total"])}
-        count, total = count + month["count"], total + month["total"]
-        if (since is None or since <= month["month"]) and (until is None or month["month"] < until):
-            months.append(month)
+        month_count, month_total = doc["count"], _decimal(doc["total"])
+        count, total = count + month_count, total + month_total
+        if (since is None or since <= doc["month"]) and (until is None or doc["month"] < until):
+            months.append({"month": doc["month"], "count": month_count, "total": month_total})
     return Spending(months=months, count=count, total=total)
 
 
 def dead_letter_marks_get(*, keys: list[str], timeout_s: float | None = None) -> dict[str, int]:
     """The consumer's dead-letter marks for these keys (absent: nothing dead-lettered ahead)."""
-    db.connect()
     with pymongo.timeout(timeout_s):
-        found = DeadLetterMark._get_collection().find({"_id": {"$in": keys}})
+        found = documents.marks().find({"_id": {"$in": keys}})
         return {doc["_id"]: doc["next_offset"] for doc in found}

@@ -1,7 +1,9 @@
 """Writes: store a batch of purchase events exactly once, with the users' summaries and monthly totals."""
 
+import enum
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -10,102 +12,141 @@ from typing import Any
 import pymongo
 from bson.decimal128 import Decimal128
 from pymongo import DeleteOne, ReplaceOne, UpdateOne
-from pymongo.errors import PyMongoError
+from pymongo.client_session import ClientSession
+from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from ledger import db
-from ledger.documents import DeadLetterMark, MonthlyTotal, Purchase, UserSummary
+from ledger import db, documents
 from purchases_project.events import PurchaseEvent
 
 ABORT_TIMEOUT_S = 2.0
 logger = logging.getLogger(__name__)
 
 
+class Recorded(enum.Enum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"  # stored before (or earlier in the batch) for the same userid
+    CONFLICT = "conflict"  # its purchase_id is stored for another userid: not this user's purchase
+
+
 @dataclass(frozen=True)
 class RecordResult:
-    stored_ids: frozenset[str]
-    duplicates: int
+    events: tuple[PurchaseEvent, ...]
+    recorded: tuple[Recorded, ...]  # one per event, in order
+
+    @property
+    def stored_ids(self) -> frozenset[str]:
+        return frozenset(
+            e.purchase_id for e, r in zip(self.events, self.recorded, strict=False) if r is Recorded.STORED
+        )
 
     @property
     def stored(self) -> int:
-        return len(self.stored_ids)
+        return self.recorded.count(Recorded.STORED)
+
+    @property
+    def duplicates(self) -> int:
+        return self.recorded.count(Recorded.DUPLICATE)
 
 
-def purchase_document(event: PurchaseEvent) -> dict:
-    """What is written for one event: the Document's own validation and conversion."""
-    purchase = Purchase(
+def purchases_record(*, events: list[PurchaseEvent], timeout_s: float | None = None) -> RecordResult:
+    """Store the events not stored before and add them to their users' summaries and months.
+
+    One transaction: it finds which purchase_ids exist (and whose they are), inserts
+    only the new ones and increments the summaries by exactly those, so a redelivered
+    event is never counted twice and a crash between the writes cannot make the
+    summary drift. Within the batch the first event with a purchase_id wins. An event
+    whose purchase_id belongs to another userid is a conflict, never a duplicate.
+    `timeout_s` bounds the whole attempt, server selection included (pymongo's
+    client-side operation timeout). Raises pymongo errors; the caller retries the
+    whole batch, which is safe for the same reason.
+    """
+    first: dict[str, PurchaseEvent] = {}
+    for event in events:
+        first.setdefault(event.purchase_id, event)
+    owners: dict[str, str] = {}
+    new: list[PurchaseEvent] = []
+    if first:
+        with _transaction(timeout_s) as session:
+            found = documents.purchases().find(
+                {"purchase_id": {"$in": list(first)}},
+                {"purchase_id": 1, "userid": 1, "_id": 0},
+                session=session,
+            )
+            owners = {doc["purchase_id"]: doc["userid"] for doc in found}
+            new = [event for pid, event in first.items() if pid not in owners]
+            if new:
+                documents.purchases().insert_many(
+                    [_purchase_document(event) for event in new], ordered=True, session=session
+                )
+                documents.summaries().bulk_write(_summary_increments(new), ordered=False, session=session)
+                documents.monthly().bulk_write(_monthly_increments(new), ordered=False, session=session)
+    new_ids = {event.purchase_id for event in new}
+    owners.update({event.purchase_id: event.userid for event in new})
+    recorded: list[Recorded] = []
+    for event in events:
+        if event.purchase_id in new_ids:
+            new_ids.discard(event.purchase_id)  # the first event with the id: later ones are copies
+            recorded.append(Recorded.STORED)
+        elif owners[event.purchase_id] == event.userid:
+            recorded.append(Recorded.DUPLICATE)
+        else:
+            recorded.append(Recorded.CONFLICT)
+    return RecordResult(events=tuple(events), recorded=tuple(recorded))
+
+
+def _purchase_document(event: PurchaseEvent) -> documents.PurchaseDocument:
+    return documents.purchase_document(
         purchase_id=event.purchase_id,
         username=event.username,
         userid=event.userid,
         price=event.price,
         timestamp=event.timestamp,
     )
-    purchase.validate()
-    return purchase.to_mongo().to_dict()
 
 
-def purchases_record(
-    *,
-    events: list[PurchaseEvent],
-    dead_letter_marks: dict[str, int | None] | None = None,
-    timeout_s: float | None = None,
-) -> RecordResult:
-    """Store the events not stored before and add them to their users' summaries.
+def _summary_increments(new: list[PurchaseEvent]) -> list[UpdateOne]:
+    """The batch's per-user increments: one upsert per user, by exactly the new purchases."""
+    counts: dict[str, int] = defaultdict(int)
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for event in new:
+        counts[event.userid] += 1
+        totals[event.userid] += event.price
+    return [
+        UpdateOne(
+            {"_id": userid},
+            {"$inc": {"count": counts[userid], "total": Decimal128(totals[userid])}},
+            upsert=True,
+        )
+        for userid in counts
+    ]
 
-    One transaction: it finds which purchase_ids exist, inserts only the new ones
-    and increments the summaries by exactly those, so a redelivered event is never
-    counted twice and a crash between the writes cannot make the summary drift.
-    Within the batch the first event with a purchase_id wins. `dead_letter_marks`
-    (mark key -> next offset, or None to clear) are written in the same transaction.
-    `timeout_s` bounds the whole attempt, server selection included (pymongo's
-    client-side operation timeout). Raises pymongo errors; the caller retries the
-    whole batch, which is safe for the same reason.
-    """
-    unique: dict[str, PurchaseEvent] = {}
-    for event in events:
-        unique.setdefault(event.purchase_id, event)
-    documents = {pid: purchase_document(event) for pid, event in unique.items()}
-    marks = dead_letter_marks or {}
-    if not documents and not marks:
-        return RecordResult(stored_ids=frozenset(), duplicates=len(events))
 
-    client = db.connect()
-    purchases = Purchase._get_collection()
-    new: list[PurchaseEvent] = []
-    with client.start_session() as session, _session_ended_on_the_server_on_failure(client, session):
-        with (
-            pymongo.timeout(timeout_s),
-            session.start_transaction(
-                read_concern=ReadConcern("snapshot"), write_concern=WriteConcern("majority")
-            ),
-        ):
-            if documents:
-                existing = {
-                    doc["purchase_id"]
-                    for doc in purchases.find(
-                        {"purchase_id": {"$in": list(documents)}},
-                        {"purchase_id": 1, "_id": 0},
-                        session=session,
-                    )
-                }
-                new = [event for pid, event in unique.items() if pid not in existing]
-            if new:
-                purchases.insert_many(
-                    [documents[event.purchase_id] for event in new], ordered=True, session=session
-                )
-                _summaries_add(new, session)
-                _monthly_totals_add(new, session)
-            if marks:
-                _marks_write(marks, session)
-    return RecordResult(
-        stored_ids=frozenset(event.purchase_id for event in new), duplicates=len(events) - len(new)
-    )
+def _monthly_increments(new: list[PurchaseEvent]) -> list[UpdateOne]:
+    """The batch's per-user, per-month increments, as `_summary_increments` for the summaries."""
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for event in new:
+        key = (event.userid, documents.month_of(event.timestamp))
+        counts[key] += 1
+        totals[key] += event.price
+    return [
+        UpdateOne(
+            {"_id": documents.monthly_key(userid, month)},
+            {
+                "$setOnInsert": {"userid": userid, "month": month},
+                "$inc": {"count": counts[userid, month], "total": Decimal128(totals[userid, month])},
+            },
+            upsert=True,
+        )
+        for userid, month in counts
+    ]
 
 
 @contextmanager
-def _session_ended_on_the_server_on_failure(client, session):
-    """Kill the session on the server when an attempt fails.
+def _transaction(timeout_s: float | None) -> Iterator[ClientSession]:
+    """A snapshot transaction bounded by `timeout_s`, its session killed on the server if it fails.
 
     A failed attempt (its time budget spent, say) can leave its transaction open on the
     server: pymongo's own abort runs inside the spent budget and is never sent. The open
@@ -113,6 +154,21 @@ def _session_ended_on_the_server_on_failure(client, session):
     write conflict until the server's transaction lifetime (60 s) ends. killSessions
     aborts it at once, with a budget of its own.
     """
+    client = db.connect()
+    with client.start_session() as session, _session_ended_on_the_server_on_failure(client, session):
+        with (
+            pymongo.timeout(timeout_s),
+            session.start_transaction(
+                read_concern=ReadConcern("snapshot"), write_concern=WriteConcern("majority")
+            ),
+        ):
+            yield session
+
+
+@contextmanager
+def _session_ended_on_the_server_on_failure(
+    client: pymongo.MongoClient[Any], session: ClientSession
+) -> Iterator[None]:
     try:
         yield
     except BaseException:
@@ -124,65 +180,38 @@ def _session_ended_on_the_server_on_failure(client, session):
         raise
 
 
-def _summaries_add(new: list[PurchaseEvent], session) -> None:
-    counts: dict[str, int] = defaultdict(int)
-    totals: dict[str, Decimal] = defaultdict(Decimal)
-    for event in new:
-        counts[event.userid] += 1
-        totals[event.userid] += event.price
-    UserSummary._get_collection().bulk_write(
-        [
-            UpdateOne(
-                {"_id": userid},
-                {"$inc": {"count": counts[userid], "total": Decimal128(totals[userid])}},
-                upsert=True,
-            )
-            for userid in counts
-        ],
-        ordered=False,
-        session=session,
-    )
+def dead_letter_marks_put(*, marks: dict[str, int | None], timeout_s: float | None = None) -> None:
+    """Set (or, for None, clear) the consumer's dead-letter marks by key."""
+    requests: list[DeleteOne | ReplaceOne[documents.DeadLetterMarkDocument]] = [
+        DeleteOne({"_id": key})
+        if next_offset is None
+        else ReplaceOne({"_id": key}, {"_id": key, "next_offset": next_offset}, upsert=True)
+        for key, next_offset in marks.items()
+    ]
+    with pymongo.timeout(timeout_s):
+        documents.marks().bulk_write(requests, ordered=True)
 
 
-def _monthly_totals_add(new: list[PurchaseEvent], session) -> None:
-    """Add the newly stored purchases to their users' months, as `_summaries_add` to the summaries."""
-    counts: dict[tuple[str, str], int] = defaultdict(int)
-    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for event in new:
-        key = (event.userid, MonthlyTotal.month_of(event.timestamp))
-        counts[key] += 1
-        totals[key] += event.price
-    MonthlyTotal._get_collection().bulk_write(
-        [
-            UpdateOne(
-                {"_id": MonthlyTotal.key_for(userid, month)},
-                {
-                    "$setOnInsert": {"userid": userid, "month": month},
-                    "$inc": {"count": counts[userid, month], "total": Decimal128(totals[userid, month])},
-                },
-                upsert=True,
-            )
-            for userid, month in counts
-        ],
-        ordered=False,
-        session=session,
-    )
-
-
-def _marks_write(marks: dict[str, int | None], session) -> None:
-    requests: list[DeleteOne | ReplaceOne[Any]] = []
-    for key, next_offset in marks.items():
-        if next_offset is None:
-            requests.append(DeleteOne({"_id": key}))
-        else:
-            mark = DeadLetterMark(key=key, next_offset=next_offset)
-            mark.validate()
-            requests.append(ReplaceOne({"_id": key}, mark.to_mongo().to_dict(), upsert=True))
-    DeadLetterMark._get_collection().bulk_write(requests, ordered=True, session=session)
-
-
-def indexes_ensure() -> None:
-    db.connect()
-    Purchase.ensure_indexes()
-    UserSummary.ensure_indexes()
-    MonthlyTotal.ensure_indexes()
+def indexes_ensure() -> list[str]:
+    """Create the collections with their `$jsonSchema` validators, and their indexes (each a
+    no-op when already there); returns warnings (a validator this user may not install on a
+    collection that exists without it)."""
+    database = documents.database()
+    existing = {info["name"]: info.get("options", {}) for info in database.list_collections()}
+    warnings = []
+    for kind, name in documents.collection_names().items():
+        validator = {"$jsonSchema": documents.SCHEMAS[kind]}
+        if name not in existing:
+            try:
+                database.create_collection(name, validator=validator, validationLevel="strict")
+                existing[name] = {"validator": validator}
+            except (CollectionInvalid, OperationFailure):  # another process made it first
+                existing[name] = {}
+        if existing[name].get("validator") != validator:
+            try:
+                database.command("collMod", name, validator=validator, validationLevel="strict")
+            except OperationFailure as exc:  # e.g. a user without the collMod privilege
+                warnings.append(f"validator not installed on {name}: {exc.details or exc}")
+        if documents.INDEXES[kind]:
+            database[name].create_indexes(documents.INDEXES[kind])
+    return warnings

@@ -1,22 +1,23 @@
 """The consumer in process, on topics of its own, against the real broker and database."""
 
+import dataclasses
+import signal
 import threading
 import uuid
 from decimal import Decimal
 
 import pytest
 from confluent_kafka import Producer
-from pymongo.errors import PyMongoError
+from prometheus_client import REGISTRY
 
 from devstack.stack import wait_until
 from ledger import db, selectors
-from ledger.consumer import Batch, PurchaseBatches, TooManyInvalidEvents, purchase_consumer
-from ledger.services import RecordResult
+from ledger.consumer import PurchaseWriter, Received, purchase_consumer
 from ledger.tests.helpers import summaries_match_purchases
 from purchases_project.events import PurchaseEvent
+from purchases_project.kafka_engine import Retryable, TooManyInvalidEvents
 from purchases_project.topics import topics_ensure
 from tests.support import kafka
-from tests.support.metrics import scrape
 
 
 @pytest.fixture
@@ -155,29 +156,109 @@ def test_a_long_run_of_invalid_events_stops_the_consumer_where_the_run_began(liv
     assert len(dead_letters(bootstrap, f"{topic}.dlq", 4, timeout=3)) == 3
 
 
-def test_lag_is_reported_per_partition_and_drops_to_zero(live_settings, topic, userid):
-    from purchases_project.kafka_engine import LAG
+def registry_samples(name: str, **labels: str) -> dict[str, float]:
+    """This process's samples of `name` by partition, read from the registry: reading never
+    creates a series (`LAG.labels(...)` would, at 0)."""
+    return {
+        sample.labels.get("partition", ""): sample.value
+        for metric in REGISTRY.collect()
+        for sample in metric.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    }
+
+
+@pytest.fixture
+def own_database(make_stack, live_settings):
+    """A database server of the test's own, so it can be frozen; this process points at it."""
+    own = make_stack("own-db")
+    own.start_mongo()
+    saved = live_settings.MONGODB_URI
+    live_settings.MONGODB_URI = own.mongo_uri
+    db.close()
+    yield own
+    own.procs["mongo"].signal(signal.SIGCONT)
+    live_settings.MONGODB_URI = saved
+    db.close()
+
+
+def test_lag_rises_while_the_database_is_frozen_and_the_loop_stays_alive(
+    live_settings, own_database, topic, tmp_path
+):
+    """SIGSTOP freezes the real server: writes time out, the consumer holds its batch and keeps
+    polling (its liveness file stays fresh), and the lag it reports rises above zero, then
+    drops back to zero once the server runs again."""
+    bootstrap, userid = live_settings.KAFKA_BOOTSTRAP_SERVERS, "frozen-db-user"
+    alive = tmp_path / "alive"
+    config = settings_for(live_settings, topic, statistics_interval_ms=200, liveness_file=str(alive))
+    mongo = own_database.procs["mongo"]
+    produce(bootstrap, topic, [good(userid)[1]])
+    running = Running(config)
+    try:
+        wait_for(lambda: committed(bootstrap, f"g-{topic}", topic) == 1)
+        wait_for(lambda: registry_samples("kafka_consumer_lag", topic=topic) == {"0": 0.0})
+
+        mongo.signal(signal.SIGSTOP)
+        produce(bootstrap, topic, [good(userid)[1] for _ in range(3)])
+        wait_for(lambda: registry_samples("kafka_consumer_held_messages").get("", 0) > 0)
+        wait_for(lambda: registry_samples("kafka_consumer_lag", topic=topic).get("0", 0) > 0)
+        touched = alive.stat().st_mtime
+        wait_for(lambda: alive.stat().st_mtime > touched, timeout=10)  # holding, not frozen
+        assert committed(bootstrap, f"g-{topic}", topic) == 1
+        assert running.thread.is_alive() and running.error is None
+
+        mongo.signal(signal.SIGCONT)
+        wait_for(lambda: committed(bootstrap, f"g-{topic}", topic) == 4, timeout=60)
+        wait_for(lambda: registry_samples("kafka_consumer_lag", topic=topic) == {"0": 0.0})
+    finally:
+        mongo.signal(signal.SIGCONT)
+        running.stop()
+    assert running.error is None
+    assert registry_samples("kafka_consumer_lag", topic=topic) == {}  # removed when revoked
+    assert selectors.user_summary_get(userid=userid) == (4, Decimal("40.00"))
+
+
+def test_a_purchase_id_stored_for_another_userid_is_dead_lettered_as_a_conflict(
+    live_settings, topic, userid, caplog
+):
+    from purchases_project.kafka_engine import PROCESSED
 
     bootstrap = live_settings.KAFKA_BOOTSTRAP_SERVERS
-    produce(bootstrap, topic, [good(userid)[1] for _ in range(3)])
-    running = Running(settings_for(live_settings, topic, statistics_interval_ms=200))
+    mine = PurchaseEvent.new(username="j", userid=userid, price=Decimal("5.00"), idempotency_key="k")
+    forged = dataclasses.replace(mine, userid=f"{userid}-other", price=Decimal("999.00"))
+    retry = dataclasses.replace(mine, username="j2")  # the same userid: a duplicate, as before
+    records = [(e.userid.encode(), e.as_message()) for e in (mine, forged, retry)]
+    produce(bootstrap, topic, records, headers=[("x-request-id", b"rid-c")])
+    before = {s: PROCESSED.labels(s)._value.get() for s in ("stored", "duplicate", "dead_lettered")}
+    running = Running(settings_for(live_settings, topic))
     try:
         wait_for(lambda: committed(bootstrap, f"g-{topic}", topic) == 3)
-        wait_for(lambda: LAG.labels(topic, "0")._value.get() == 0 and _has_lag_series(topic))
     finally:
         running.stop()
-    assert not _has_lag_series(topic)  # the partition's series goes when it is revoked
+    assert running.error is None
+    counted = {s: PROCESSED.labels(s)._value.get() - before[s] for s in before}
+    assert counted == {"stored": 1, "duplicate": 1, "dead_lettered": 1}
+    letters = dead_letters(bootstrap, f"{topic}.dlq", 1)
+    assert [m.value() for m in letters] == [forged.as_message()]
+    headers = dict(letters[0].headers())
+    assert headers["dlq-reason"] == b"purchase_id conflict" and headers["dlq-offset"] == b"1"
+    errors = [
+        r for r in caplog.records if r.levelname == "ERROR" and "purchase_id conflict" in r.getMessage()
+    ]
+    assert len(errors) == 1 and mine.purchase_id in errors[0].getMessage()
+    assert selectors.user_summary_get(userid=userid) == (1, Decimal("5.00"))
+    assert selectors.user_summary_get(userid=f"{userid}-other") == (0, Decimal(0))
 
 
-def _has_lag_series(topic) -> bool:
-    from prometheus_client import REGISTRY
-
-    return any(
-        sample.labels.get("topic") == topic
-        for metric in REGISTRY.collect()
-        if metric.name == "kafka_consumer_lag"
-        for sample in metric.samples
-    )
+def test_a_write_that_runs_out_of_time_is_retryable_and_stores_nothing(live_settings, userid):
+    """The engine halves its chunks after such an error (purchases_project/tests/test_kafka_engine.py)."""
+    writer = PurchaseWriter()
+    events = [PurchaseEvent.new(username="c", userid=userid, price=Decimal("1.00")) for _ in range(3)]
+    received = [Received(event, None, 0, n) for n, event in enumerate(events)]
+    with pytest.raises(Retryable) as raised:
+        writer.write(received, timeout_s=0.000001)  # no transaction fits in this budget
+    assert raised.value.timed_out
+    assert selectors.user_summary_get(userid=userid) == (0, Decimal(0))
+    assert [o.status.value for o in writer.write(received, timeout_s=10)] == ["stored"] * 3
 
 
 @pytest.fixture
@@ -202,7 +283,7 @@ def test_runs_of_invalid_events_are_counted_per_partition(live_settings, two_par
 
 
 def test_a_missing_dead_letter_topic_holds_the_batch_loudly_and_drops_nothing(live_settings, userid, caplog):
-    from ledger.dead_letters import FAILURES as DEAD_LETTER_FAILURES
+    from purchases_project.kafka_engine.dead_letters import FAILURES as DEAD_LETTER_FAILURES
 
     bootstrap = live_settings.KAFKA_BOOTSTRAP_SERVERS
     topic = f"t-{uuid.uuid4().hex[:10]}"
@@ -226,67 +307,31 @@ def test_a_missing_dead_letter_topic_holds_the_batch_loudly_and_drops_nothing(li
     assert selectors.user_summary_get(userid=userid)[0] == 2
 
 
-def test_the_liveness_file_goes_stale_when_the_loop_freezes_while_metrics_still_answer(
-    live_settings, topic, userid, tmp_path, monkeypatch
+def test_a_missing_topic_is_waited_for_loudly_and_never_created_by_the_consumer(
+    live_settings, userid, caplog
 ):
-    import time
+    from confluent_kafka.admin import AdminClient
 
-    from prometheus_client import start_http_server
+    from purchases_project import kafka_config
 
-    from devstack.stack import free_port
-    from ledger import services
-
-    alive = tmp_path / "alive"
-    release = threading.Event()
-    record = services.purchases_record
-
-    def frozen(**kwargs):  # a driver call that never returns, whatever its timeout says
-        release.wait(60)
-        return record(**kwargs)
-
-    monkeypatch.setattr(services, "purchases_record", frozen)
-    port = free_port()
-    server, _ = start_http_server(port, addr="127.0.0.1")
-    running = Running(settings_for(live_settings, topic, liveness_file=str(alive)))
+    bootstrap = live_settings.KAFKA_BOOTSTRAP_SERVERS
+    topic = f"t-{uuid.uuid4().hex[:10]}"
+    topics_ensure(bootstrap_servers=bootstrap, topics={f"{topic}.dlq": 1})
+    admin = AdminClient(kafka_config.admin(bootstrap_servers=bootstrap))
+    config = settings_for(live_settings, topic)
+    # Refresh metadata every second (librdkafka's default is 5 minutes), so the test sees the
+    # topic found soon after it is created.
+    config["kafka"] = {**config["kafka"], "topic.metadata.refresh.interval.ms": 1000}
+    running = Running(config)
     try:
-        wait_for(alive.exists)
-        first = alive.stat().st_mtime
-        wait_for(lambda: alive.stat().st_mtime > first, timeout=5)  # idle, the loop keeps touching it
+        wait_for(lambda: any(topic in r.getMessage() and r.levelname == "WARNING" for r in caplog.records))
+        assert running.thread.is_alive() and running.error is None
+        assert topic not in admin.list_topics(timeout=10).topics  # no topic with the broker's default count
 
-        produce(live_settings.KAFKA_BOOTSTRAP_SERVERS, topic, [good(userid)[1]])
-        wait_for(lambda: time.time() - alive.stat().st_mtime > 6, timeout=30)
-        assert "kafka_consumer_lag" in scrape(port)  # answers while the loop is frozen
-
-        release.set()
-        wait_for(lambda: time.time() - alive.stat().st_mtime < 2, timeout=10)
-        wait_for(lambda: selectors.user_summary_get(userid=userid)[0] == 1)
+        topics_ensure(bootstrap_servers=bootstrap, topics={topic: 2})
+        produce(bootstrap, topic, [good(userid)[1]])
+        wait_for(lambda: selectors.user_summary_get(userid=userid)[0] == 1, timeout=60)
     finally:
-        release.set()
         running.stop()
-        server.shutdown()
-
-
-def test_a_batch_too_slow_for_one_transaction_is_written_in_smaller_ones(live_settings, userid):
-    """A transaction that outlives the attempt's budget halves the next attempt's transactions;
-    what an earlier attempt wrote is neither written nor counted again."""
-    handler = PurchaseBatches(
-        group="g-chunks",
-        dlq_topic="unused.dlq",
-        dlq_max_consecutive=100,
-        producer_config={"bootstrap.servers": live_settings.KAFKA_BOOTSTRAP_SERVERS},
-    )
-    events = [PurchaseEvent.new(username="c", userid=userid, price=Decimal("1.00")) for _ in range(6)]
-    batch = Batch(events=[(event, None) for event in events])
-    handler.open()
-    try:
-        size = handler._chunk
-        with pytest.raises(PyMongoError):
-            handler.write(batch, budget_s=0.000001)  # no transaction fits in this budget
-        assert handler._chunk == size // 2
-        handler._chunk = 4  # six events: two transactions
-        handler.write(batch, budget_s=10)
-    finally:
-        handler.close()
-    assert batch.result == RecordResult(stored_ids=frozenset(e.purchase_id for e in events), duplicates=0)
-    assert handler._chunk == 8
-    assert selectors.user_summary_get(userid=userid) == (6, Decimal("6.00"))
+    assert running.error is None
+    assert len(admin.list_topics(timeout=10).topics[topic].partitions) == 2

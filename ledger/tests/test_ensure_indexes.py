@@ -5,6 +5,9 @@ import sys
 import time
 import uuid
 
+import pymongo
+import pytest
+
 from devstack.stack import ROOT, free_port
 
 
@@ -41,6 +44,13 @@ def test_creates_the_indexes_in_an_empty_database_and_exits_0(stack):
             assert result.returncode == 0, result.stderr
             assert f"indexes ready on {database}.purchases" in result.stdout
             assert page_and_unique_indexes(client, database) == EXPECTED
+            # The collections carry their schema: the server refuses a float price.
+            with pytest.raises(pymongo.errors.WriteError, match="failed validation"):
+                client[database]["purchases"].insert_one(
+                    {"purchase_id": "p", "username": "u", "userid": "u", "price": 1.5, "timestamp": "t"}
+                )
+            options = client[database].command("listCollections", filter={"name": "purchases_user_summaries"})
+            assert "$jsonSchema" in options["cursor"]["firstBatch"][0]["options"]["validator"]
             # Again: a no-op that still succeeds.
             again, _ = ensure_indexes(stack.env(MONGODB_DATABASE=database), timeout=30)
             assert again.returncode == 0, again.stderr
@@ -53,8 +63,9 @@ def test_waits_for_the_primary_to_come_back(make_stack):
     own = make_stack("stepdown")
     own.start_mongo()
     with own.mongo() as client:
-        # A one-member replica set without a primary for 6 s, as after a restart or an election.
-        client.admin.command({"replSetStepDown": 6, "force": True})
+        # A one-member replica set without a primary for 15 s, as after a restart or an election
+        # (long enough that the command's own start-up on a busy machine cannot outlast it).
+        client.admin.command({"replSetStepDown": 15, "force": True})
         assert client.admin.command("hello")["isWritablePrimary"] is False
         result, elapsed = ensure_indexes(own.env(), timeout=60)
         assert result.returncode == 0, result.stderr

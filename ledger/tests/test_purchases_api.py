@@ -7,8 +7,8 @@ import pytest
 from django.test import Client
 
 from devstack.stack import free_port
-from ledger import db, selectors, services
-from ledger.documents import PAGE_INDEX, Purchase
+from ledger import db, documents, selectors, services
+from ledger.documents import PAGE_INDEX
 from ledger.tests.helpers import assert_answered_from_index
 from purchases_project import identity
 from purchases_project.events import PurchaseEvent
@@ -123,6 +123,7 @@ def test_browsable_page_renders_html(client, live_settings, userid):
 
 
 def test_page_queries_are_answered_from_the_page_index(live_settings, userid):
+    services.indexes_ensure()  # as `manage.py ensure_indexes` does before the services start
     record(userid, "1", "2")
     after = ("2026-01-01T00:00:00.000000Z", "6f1c0c52-1d7d-4a8e-9d36-0d8c2b7c7a10")
     until = "2100-01-01T00:00:00.000000Z"
@@ -136,7 +137,7 @@ def test_page_queries_are_answered_from_the_page_index(live_settings, userid):
     assert first_page == [{"userid": userid}]
     for query in [*queries, *first_page]:
         assert_answered_from_index(
-            Purchase._get_collection().find(query).sort(selectors.SORT).limit(11), PAGE_INDEX
+            documents.purchases().find(query).sort(selectors.SORT).limit(11), PAGE_INDEX
         )
 
 
@@ -313,7 +314,7 @@ def test_newest_first_page_queries_are_answered_from_the_page_index(live_setting
     first_page = selectors.page_queries(userid=userid, after=None, since=None, until=None, order="desc")
     assert first_page == [{"userid": userid}]
     for query in [*queries, *first_page]:
-        page = Purchase._get_collection().find(query).sort(selectors.SORTS["desc"]).limit(11)
+        page = documents.purchases().find(query).sort(selectors.SORTS["desc"]).limit(11)
         assert_answered_from_index(page, PAGE_INDEX)
 
 

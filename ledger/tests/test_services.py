@@ -1,12 +1,13 @@
 """Storing purchases exactly once, with summaries that never drift (real database)."""
 
+import dataclasses
 import time
 from decimal import Decimal
 
 import pymongo
 import pytest
 
-from ledger import db, selectors, services
+from ledger import db, documents, selectors, services
 from ledger.tests.helpers import monthly_totals_match_summaries, summaries_match_purchases
 from purchases_project.events import PurchaseEvent
 
@@ -80,7 +81,7 @@ def test_a_failed_attempt_leaves_no_transaction_holding_the_summaries(database, 
     would fail on a write conflict until the server's transaction lifetime ends."""
     services.purchases_record(events=[event(userid, "1.00")])
     client = db.connect()
-    summaries = services.UserSummary._get_collection()
+    summaries = documents.summaries()
     with pytest.raises(pymongo.errors.PyMongoError), client.start_session() as session:
         with services._session_ended_on_the_server_on_failure(client, session):
             with pymongo.timeout(0.5), session.start_transaction():
@@ -90,3 +91,27 @@ def test_a_failed_attempt_leaves_no_transaction_holding_the_summaries(database, 
     retry = services.purchases_record(events=[event(userid, "2.00")], timeout_s=5)
     assert retry.stored == 1
     assert selectors.user_summary_get(userid=userid) == (2, Decimal("3.00"))
+
+
+def test_a_purchase_id_stored_for_another_userid_is_a_conflict_never_a_duplicate(database, userid):
+    mine = event(userid, "5.00", idempotency_key="k1")
+    services.purchases_record(events=[mine])
+    theirs = dataclasses.replace(mine, username="x", userid=f"{userid}-other", price=Decimal("9.00"))
+    again = event(userid, "5.00", idempotency_key="k1")
+    fresh = event(userid, "1.00")
+    result = services.purchases_record(events=[theirs, again, fresh, theirs])
+    conflict, duplicate, stored = (
+        services.Recorded.CONFLICT,
+        services.Recorded.DUPLICATE,
+        services.Recorded.STORED,
+    )
+    assert result.recorded == (conflict, duplicate, stored, conflict)
+    # Within one batch too: the first event with an id wins, another userid's copy conflicts.
+    other = f"{userid}-b"
+    first = event(other, "2.00", idempotency_key="k2")
+    copy = dataclasses.replace(first, userid=userid)
+    assert services.purchases_record(events=[first, copy, first]).recorded == (stored, conflict, duplicate)
+    assert database["purchases"].find_one({"purchase_id": mine.purchase_id})["userid"] == userid
+    assert selectors.user_summary_get(userid=userid) == (2, Decimal("6.00"))
+    assert selectors.user_summary_get(userid=f"{userid}-other") == (0, Decimal(0))
+    assert not summaries_match_purchases(database)

@@ -5,8 +5,8 @@ from bson.decimal128 import Decimal128
 from django.test import Client
 
 from devstack.stack import free_port
-from ledger import db, services
-from ledger.documents import MONTH_INDEX, MonthlyTotal
+from ledger import db, documents, services
+from ledger.documents import MONTH_INDEX
 from ledger.tests.helpers import assert_answered_from_index, monthly_totals_match_summaries, stored_purchases
 from purchases_project import identity
 
@@ -108,7 +108,7 @@ def test_the_answer_reads_the_monthly_totals_not_the_purchases(client, live_sett
 def test_the_months_are_read_from_their_index(live_settings, database, userid):
     stored_purchases(userid, *HISTORY)
     services.indexes_ensure()
-    monthly = MonthlyTotal._get_collection()
+    monthly = documents.monthly()
     assert monthly.index_information()[MONTH_INDEX]["key"] == [("userid", 1), ("month", 1)]
     assert monthly.index_information()[MONTH_INDEX]["unique"] is True
     assert_answered_from_index(monthly.find({"userid": userid}).sort("month", 1), MONTH_INDEX)

@@ -1,17 +1,20 @@
 """A Kafka consumer loop that knows nothing about what it consumes.
 
-The engine polls, hands each batch to a `BatchHandler`, and commits the next
-offsets the handler returns, only after the handler has written the batch. When
-writing fails with one of the handler's retryable errors, the engine holds the
-batch: it pauses its partitions and keeps polling (so the group keeps the member
-and the statistics keep the lag metric live) while tenacity waits with
-exponential backoff between attempts. Each attempt gets a time budget derived
-from `max.poll.interval.ms`, so no attempt can make the member miss a poll.
+The engine polls, has the `Handler` decode each message once, lets its `Policy`
+plan the batch (runs of invalid events, the cap, the offsets to commit), writes the
+events through the handler in chunks, lets the policy settle the refused ones
+(dead letters, marks), and commits the next offsets, only after all of that is done.
+When a step raises `Retryable`, the engine holds the batch: it pauses its partitions
+and keeps polling (so the group keeps the member and the statistics keep the lag
+metric live) while tenacity waits with exponential backoff between attempts. Each
+attempt gets a time budget derived from `max.poll.interval.ms`, so no attempt can
+make the member miss a poll. Partitions revoked while a batch is held are dropped
+from it: neither written nor committed here, their new owner reads them again.
 
-Lifecycle: `run()` subscribes and loops until `stop()` (a warm shutdown: finish
-the batch in hand, then leave; while holding, give up after
-`shutdown_timeout_s` and raise `ShutdownTimeout` without committing). `finally`
-closes the handler and the consumer, which leaves the group at once.
+Lifecycle: `run()` subscribes and loops until `stop()` (a warm shutdown: finish the
+batch in hand; while holding, give up after `shutdown_timeout_s` and raise
+`ShutdownTimeout` without committing) or, for a job, until idle for `stop_when_idle_s`.
+`finally` closes the handler, the policy and the consumer (it leaves the group at once).
 
 Liveness: the loop touches `liveness_file` (at most once a second) whenever it
 polls, holding included; a frozen loop leaves the file to age. Decision: 0008.
@@ -19,39 +22,57 @@ polls, holding included; a frozen loop leaves the file to age. Decision: 0008.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from typing import Generic, TypeVar
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any, Generic
 
 import tenacity
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from purchases_project.kafka_engine.contract import BatchHandler, EngineSettings, ShutdownTimeout
-from purchases_project.kafka_engine.observe import BATCH_SIZE, HELD, LAG, POLL_GAP, RETRIES, Liveness
+from purchases_project.kafka_engine import observe
+from purchases_project.kafka_engine.batch import Batch, ChunkedWriter, counted, decoded
+from purchases_project.kafka_engine.contract import (
+    EngineSettings,
+    Event,
+    Handler,
+    Retryable,
+    ShutdownTimeout,
+    TooManyInvalidEvents,
+)
+from purchases_project.kafka_engine.observe import Liveness
+from purchases_project.kafka_engine.policy import Policy
 from purchases_project.kafka_messages import Partition, offset_of, partition_of
 
 logger = logging.getLogger(__name__)
 
-Handler = TypeVar("Handler", bound=BatchHandler)
 
-
-class Engine(Generic[Handler]):
-    def __init__(self, config: EngineSettings, handler: Handler):
-        self.config = config
-        self.handler = handler
+class Engine(Generic[Event]):
+    def __init__(
+        self,
+        config: EngineSettings,
+        handler: Handler[Event],
+        policy: Policy,
+        *,
+        consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
+    ):
+        self.config, self.handler, self.policy = config, handler, policy
+        self.counts: Counter[str] = Counter()
+        self.max_poll_gap_s = 0.0
+        self._factory = consumer_factory
+        self._writer = ChunkedWriter(handler, max_chunk=config.max_chunk, min_chunk=config.min_chunk)
         self._stopping = False
         self._stop_requested_at: float | None = None
         self._assigned: set[Partition] = set()
-        self._consumer: Consumer | None = None
+        self._consumer: Any = None
+        self._batch: Batch[Event] | None = None
+        self._paused: set[Partition] = set()
         self._liveness = Liveness(config.liveness_file)
         self._last_poll_end: float | None = None
-        self.max_poll_gap_s = 0.0
-
-    @property
-    def _client(self) -> Consumer:
-        assert self._consumer is not None, "run() creates the consumer before it polls"
-        return self._consumer
+        self._seen = 0
+        self._assigned_at: float | None = None
+        self._last_message_at = 0.0
 
     @property
     def stopping(self) -> bool:
@@ -64,24 +85,44 @@ class Engine(Generic[Handler]):
 
     def run(self) -> None:
         self._liveness.touch()
-        self.handler.open()
-        self._consumer = Consumer(
+        self._consumer = self._factory(
             {
                 **self.config.kafka,
                 "statistics.interval.ms": self.config.statistics_interval_ms,
-                "stats_cb": self._on_stats,
-                "error_cb": self._log_kafka_error,
+                "stats_cb": lambda stats: observe.report_lag(stats, self._assigned),
+                "error_cb": observe.log_kafka_error,
             }
         )
-        self._consumer.subscribe(
-            [self.config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
-        )
         try:
-            while not self._stopping:
+            self.handler.open()
+            self.policy.open()
+            self._consumer.subscribe(
+                [self.config.topic],
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_revoke,
+            )
+            started = time.monotonic()
+            while not self._stopping and not self._done(started):
                 if messages := self._next_batch():
                     self._process(messages)
         finally:
             self._close()
+
+    def _done(self, started: float) -> bool:
+        """For a job: stop once idle (counted from the assignment) or after `max_messages`."""
+        config = self.config
+        if config.max_messages is not None and self._seen >= config.max_messages:
+            return True
+        if config.stop_when_idle_s is None:
+            return False
+        if self._assigned_at is None:
+            if time.monotonic() - started > config.join_timeout_s:
+                raise KafkaException(
+                    f"no partitions of {config.topic} assigned in {config.join_timeout_s:.0f}s"
+                )
+            return False
+        return time.monotonic() - max(self._assigned_at, self._last_message_at) >= config.stop_when_idle_s
 
     # -- polling -----------------------------------------------------------
 
@@ -91,34 +132,40 @@ class Engine(Generic[Handler]):
             gap = started - self._last_poll_end
             if gap > self.max_poll_gap_s:
                 self.max_poll_gap_s = gap
-                POLL_GAP.set(gap)
+                observe.POLL_GAP.set(gap)
         try:
-            return self._client.consume(num_messages=num_messages, timeout=timeout)
+            return self._consumer.consume(num_messages=num_messages, timeout=timeout)
         finally:
             self._last_poll_end = time.monotonic()
             self._liveness.touch()
 
     def _next_batch(self) -> list[Message]:
         """One message, then what arrives within `batch_wait_s` (a lone event waits no longer)."""
+        size = self.config.batch_size
+        if self.config.max_messages is not None:
+            size = min(size, self.config.max_messages - self._seen)
         first = self._consume(1, self.config.poll_timeout_s)
-        if first and self.config.batch_size > 1:
-            first += self._consume(self.config.batch_size - 1, self.config.batch_wait_s)
+        if first and size > 1:
+            first += self._consume(size - 1, self.config.batch_wait_s)
         messages = []
         for message in first:
             if (error := message.error()) is not None:
-                self._log_kafka_error(error)
+                observe.log_kafka_error(error)
             else:
                 messages.append(message)
+        if messages:
+            self._seen += len(messages)
+            self._last_message_at = time.monotonic()
         return messages
 
     # -- one batch -----------------------------------------------------------
 
     def _process(self, messages: list[Message]) -> None:
-        started = time.monotonic()
-        BATCH_SIZE.observe(len(messages))
-        batch = self.handler.prepare(messages)
+        observe.BATCH_SIZE.observe(len(messages))
+        batch = self._batch = decoded(self.handler, messages)
+        self.policy.plan(batch)
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(self.handler.retryable),
+            retry=tenacity.retry_if_exception_type(Retryable),
             wait=tenacity.wait_random_exponential(
                 multiplier=self.config.backoff_initial_s, max=self.config.backoff_max_s
             ),
@@ -127,18 +174,28 @@ class Engine(Generic[Handler]):
             reraise=True,
         )
         try:
-            retrying(lambda: self.handler.write(batch, self._budget()))
+            retrying(self._attempt, batch)
         except ShutdownTimeout:
-            self.handler.give_up(batch)
+            observe.PROCESSED.labels("failed").inc(sum(1 for item in batch.active()))
             raise
         finally:
-            HELD.set(0)
-        if retrying.statistics.get("attempt_number", 1) > 1:
-            logger.info("wrote the held batch of %d messages", len(messages))
-        handled = self.handler.finish(batch, started)
-        self._commit(handled.commit)
-        if handled.stop is not None:
-            raise handled.stop
+            observe.HELD.set(0)
+            self._batch = None
+        if retrying.statistics.get("attempt_number", 1) > 1 and (written := sum(1 for _ in batch.active())):
+            logger.info("wrote the held batch of %d messages", written)
+        self._commit(batch.commit)
+        self.counts.update(counted(batch))
+        if batch.capped:
+            raise TooManyInvalidEvents(
+                f"more than {batch.cap} invalid events in a row on partitions "
+                f"{sorted(p for _, p in batch.capped)}; committed up to the first of them and stopped. "
+                "Fix the producer, then restart (or move the offsets past them on purpose)."
+            )
+
+    def _attempt(self, batch: Batch[Event]) -> None:
+        deadline = time.monotonic() + self._budget()
+        self._writer.write(batch, deadline)
+        self.policy.settle(batch, deadline)
 
     def _budget(self) -> float:
         budget = self.config.attempt_budget_s
@@ -151,8 +208,8 @@ class Engine(Generic[Handler]):
         return self._stop_requested_at + self.config.shutdown_timeout_s - time.monotonic()
 
     def _on_failed_attempt(self, state: tenacity.RetryCallState, size: int) -> None:
-        RETRIES.inc()
-        HELD.set(size)
+        observe.RETRIES.inc()
+        observe.HELD.set(size)
         if state.attempt_number == 1:
             assert state.outcome is not None, "tenacity calls before_sleep with the failed attempt's outcome"
             logger.warning(
@@ -171,36 +228,41 @@ class Engine(Generic[Handler]):
                     "after shutdown was asked; exiting without committing the batch in hand"
                 )
             seconds = min(seconds, left)
-        paused = [TopicPartition(t, p) for t, p in self._assigned]
-        if paused:
-            self._client.pause(paused)
         deadline = time.monotonic() + seconds
         try:
             while (left := deadline - time.monotonic()) > 0:
+                self._pause(self._assigned)  # also what was assigned since the hold began
                 for message in self._consume(1, min(0.2, left)):
-                    if not message.error():
-                        # A partition assigned during the hold delivered: put it back for later.
+                    if not message.error():  # assigned and fetched before it was paused: put it back
                         tp = TopicPartition(*partition_of(message), offset_of(message))
-                        self._client.pause([tp])
-                        self._client.seek(tp)
+                        self._pause([partition_of(message)])
+                        self._consumer.seek(tp)
         finally:
-            resume = [TopicPartition(t, p) for t, p in self._assigned]
-            if resume:
-                self._client.resume(resume)
+            self._resume(self._paused & self._assigned)
+
+    def _pause(self, partitions: Iterable[Partition]) -> None:
+        if new := [p for p in partitions if p not in self._paused]:
+            self._consumer.pause([TopicPartition(t, p) for t, p in new])
+            self._paused.update(new)
+
+    def _resume(self, partitions: Iterable[Partition]) -> None:
+        if these := [p for p in partitions if p in self._paused]:
+            self._consumer.resume([TopicPartition(t, p) for t, p in these])
+            self._paused.difference_update(these)
 
     def _commit(self, next_offsets: dict[Partition, int]) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items() if (t, p) in self._assigned]
         if not offsets:
             return
         try:
-            self._client.commit(offsets=offsets, asynchronous=False)
+            self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            # The batch is written; after a rebalance its new owner reads it again and
-            # finds it there.
+            # The batch is written; after a rebalance its new owner reads it again and finds it there.
             logger.warning("commit failed, the messages will be redelivered: %s", exc)
 
     def _close(self) -> None:
         try:
+            self.policy.close()
             self.handler.close()
         finally:
             if self._consumer is not None:
@@ -209,41 +271,26 @@ class Engine(Generic[Handler]):
 
     # -- callbacks (run inside consume) -----------------------------------------
 
-    def _on_assign(self, consumer, partitions) -> None:
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self._assigned.update((tp.topic, tp.partition) for tp in partitions)
+        if self._assigned_at is None:
+            self._assigned_at = time.monotonic()
         logger.info("assigned partitions %s", sorted(tp.partition for tp in partitions))
 
-    def _on_revoke(self, consumer, partitions) -> None:
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        # librdkafka keeps a partition's paused state across a rebalance: one revoked while a
+        # batch was held would come back paused and never deliver again. Resume it on the way out.
+        self._resume([(tp.topic, tp.partition) for tp in partitions])
         self._forget([(tp.topic, tp.partition) for tp in partitions])
         logger.info("revoked partitions %s", sorted(tp.partition for tp in partitions))
 
     def _forget(self, partitions: list[Partition]) -> None:
-        self.handler.partitions_revoked(partitions)
+        self.policy.revoked(partitions)
+        if self._batch is not None and (dropped := self._batch.drop(set(partitions))):
+            logger.info("left %d held messages of revoked partitions to their new owner", dropped)
         for topic, partition in partitions:
             self._assigned.discard((topic, partition))
             try:
-                LAG.remove(topic, str(partition))
+                observe.LAG.remove(topic, str(partition))
             except KeyError:
                 pass
-
-    def _on_stats(self, stats_json: str) -> None:
-        """Lag from the client's statistics, which are fed by Fetch responses (exact here)."""
-        stats = json.loads(stats_json)
-        for topic, topic_stats in stats.get("topics", {}).items():
-            for partition_key, p in topic_stats.get("partitions", {}).items():
-                partition = int(partition_key)
-                if (topic, partition) not in self._assigned:
-                    continue
-                high, committed = p.get("hi_offset", -1), p.get("committed_offset", -1)
-                if high < 0:
-                    continue
-                if committed < 0:
-                    committed = max(p.get("lo_offset", 0), 0)
-                LAG.labels(topic, str(partition)).set(max(high - committed, 0))
-
-    @staticmethod
-    def _log_kafka_error(error: KafkaError) -> None:
-        if error.code() == KafkaError._PARTITION_EOF:
-            return
-        level = logging.ERROR if error.fatal() else logging.WARNING
-        logger.log(level, "kafka: %s", error)

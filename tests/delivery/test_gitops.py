@@ -1,8 +1,7 @@
-"""Production runs what git names by digest, and Argo CD keeps it so (k8s/argocd/).
+"""Production runs what git names by digest (the Argo CD side: test_argocd.py).
 
-The production render's images, the release's pin script on a copy of k8s/, and the Argo CD
-project and Applications against the overlays they deploy. Offline: kustomize renders, no
-cluster.
+The production render's images, and the release's pin script on a copy of k8s/. Offline:
+kustomize renders, no cluster.
 """
 
 from __future__ import annotations
@@ -16,33 +15,32 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.k8s.manifests import APP_DEPLOYMENTS, KUBECTL, NAMESPACE, Doc, containers, render, workloads
+from tests.k8s.manifests import APP_DEPLOYMENTS, KUBECTL, Doc, containers, is_custom, render, workloads
 
 from .workflows import PRODUCTION_OVERLAY, REPO
 
-ARGOCD = REPO / "k8s" / "argocd"
 PIN = REPO / ".github" / "scripts" / "pin_image.py"
 DIGEST_REF = re.compile(r".+@sha256:[0-9a-f]{64}")
 APP_IMAGE = "purchase-system"
-# Images this project does not build, pinned by version tag in the data tier's manifests;
-# the runbook's "Pin images by digest" says how to pin them too. Never a moving tag either way.
-DATA_TIER_TAGGED = {"apache/kafka", "mongo"}
-# Kinds that hold data: never pruned automatically.
-DATA_KINDS = {
-    "PersistentVolumeClaim",
-    "StatefulSet",
-    "Kafka",
-    "KafkaNodePool",
-    "KafkaTopic",
-    "KafkaUser",
-    "PerconaServerMongoDB",
-    "MongoDBCommunity",
-}
-SECRET_KINDS = {"Secret", "ExternalSecret", "SealedSecret"}
 
 
 def images(docs: list[Doc]) -> set[str]:
     return {c["image"] for w in workloads(docs) for c in containers(w)}
+
+
+def operator_images(value: object) -> set[str]:
+    """Every `image` an operator's resource names (MongoDB, its backup agent), at any depth."""
+    if isinstance(value, dict):
+        found = {value["image"]} if isinstance(value.get("image"), str) else set()
+        return found.union(*(operator_images(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(operator_images(v) for v in value))
+    return set()
+
+
+def tag(image: str) -> str:
+    name = image.split("@", 1)[0]
+    return name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else ""
 
 
 def repository(image: str) -> str:
@@ -73,17 +71,25 @@ def test_production_runs_the_application_image_by_digest(production: list[Doc]):
     assert {i for i in images(production) if repository(i) == repository(image)} == {image}
 
 
-def test_production_images_all_carry_a_digest(production: list[Doc]):
-    unpinned = {i for i in images(production) if not DIGEST_REF.fullmatch(i)}
-    assert {repository(i) for i in unpinned} <= DATA_TIER_TAGGED, unpinned
+def test_production_workloads_all_run_an_image_by_digest(production: list[Doc]):
+    # The data tier's pods are the operators' (their images follow the resources below).
+    assert not {i for i in images(production) if not DIGEST_REF.fullmatch(i)}
+
+
+def test_the_operators_resources_name_their_images_by_a_fixed_version(production: list[Doc]):
+    named = {i for d in production if is_custom(d) for i in operator_images(d["spec"])}
+    assert named, "the PerconaServerMongoDB names its images"
+    for image in named:
+        assert DIGEST_REF.fullmatch(image) or tag(image) not in ("", "latest"), image
+    (kafka,) = [d for d in production if d["kind"] == "Kafka"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", kafka["spec"]["kafka"]["version"])
 
 
 def test_no_overlay_runs_a_moving_tag():
     for path in ("k8s/overlays/local", "k8s/overlays/production"):
-        for image in images(render(path)):
-            name = image.split("@", 1)[0]
-            tag = name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else ""
-            assert "@" in image or (tag and tag != "latest"), f"{path}: {image}"
+        docs = render(path)
+        for image in images(docs) | {i for d in docs if is_custom(d) for i in operator_images(d["spec"])}:
+            assert "@" in image or tag(image) not in ("", "latest"), f"{path}: {image}"
 
 
 def test_the_overlay_digest_is_a_valid_sha256():
@@ -153,88 +159,3 @@ def test_pin_refuses_what_it_cannot_pin_and_leaves_the_file_alone(k8s_copy: Path
     result = pin(k8s_copy, *args)
     assert result.returncode == 1 and error in result.stderr
     assert (k8s_copy / PRODUCTION_OVERLAY).read_text() == before
-
-
-# --- Argo CD ------------------------------------------------------------------------------------
-
-
-def argocd_docs() -> list[Doc]:
-    return [d for path in sorted(ARGOCD.glob("*.yaml")) for d in yaml.safe_load_all(path.read_text()) if d]
-
-
-def applications() -> dict[str, Doc]:
-    return {d["metadata"]["name"]: d for d in argocd_docs() if d["kind"] == "Application"}
-
-
-def project() -> Doc:
-    (found,) = [d for d in argocd_docs() if d["kind"] == "AppProject"]
-    return found
-
-
-def test_one_application_per_overlay():
-    paths = {app["spec"]["source"]["path"] for app in applications().values()}
-    assert paths == {"k8s/overlays/local", "k8s/overlays/production"}
-
-
-@pytest.mark.parametrize("name", sorted(applications()))
-def test_application_stays_inside_its_project(name: str):
-    app, proj = applications()[name], project()
-    assert app["apiVersion"] == proj["apiVersion"] == "argoproj.io/v1alpha1"
-    assert app["metadata"]["namespace"] == proj["metadata"]["namespace"] == "argocd"
-    assert app["spec"]["project"] == proj["metadata"]["name"]
-    source, destination = app["spec"]["source"], app["spec"]["destination"]
-    assert source["repoURL"] in proj["spec"]["sourceRepos"]
-    assert source["targetRevision"] == "main"
-    assert destination["namespace"] == NAMESPACE
-    assert {"server": destination["server"], "namespace": NAMESPACE} in proj["spec"]["destinations"]
-    # Every cluster-scoped object the overlay renders is one the project allows.
-    allowed = {(r["group"], r["kind"]) for r in proj["spec"]["clusterResourceWhitelist"]}
-    for doc in render(source["path"]):
-        if "namespace" not in doc["metadata"]:
-            group = doc["apiVersion"].rpartition("/")[0]
-            assert (group, doc["kind"]) in allowed, f"{source['path']}: {doc['kind']} is cluster-scoped"
-
-
-@pytest.mark.parametrize("name", sorted(applications()))
-def test_application_syncs_itself_and_heals_drift(name: str):
-    automated = applications()[name]["spec"]["syncPolicy"]["automated"]
-    assert automated["selfHeal"] is True
-
-
-@pytest.mark.parametrize("name", sorted(applications()))
-def test_nothing_is_pruned_automatically(name: str):
-    assert applications()[name]["spec"]["syncPolicy"]["automated"]["prune"] is False
-
-
-def test_deleting_the_production_application_leaves_the_system_running():
-    app = applications()["purchase-system-production"]
-    assert "resources-finalizer.argocd.argoproj.io" not in app["metadata"].get("finalizers", [])
-
-
-@pytest.mark.parametrize("name", sorted(applications()))
-def test_automatic_pruning_never_reaches_data(name: str):
-    app = applications()[name]
-    if not app["spec"]["syncPolicy"]["automated"].get("prune"):
-        return
-    overlay = app["spec"]["source"]["path"]
-    for doc in render(overlay):
-        if doc["kind"] in DATA_KINDS:
-            options = doc["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-options", "")
-            assert "Prune=false" in options, (
-                f"{overlay}: {doc['kind']}/{doc['metadata']['name']} may be pruned"
-            )
-
-
-def wave(doc: Doc) -> int:
-    return int(doc["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave", "0"))
-
-
-@pytest.mark.parametrize("overlay", ["k8s/overlays/local", "k8s/overlays/production"])
-def test_deployments_never_sync_before_the_data_tier_and_secrets(overlay: str):
-    docs = render(overlay)
-    first = [d for d in docs if d["kind"] in DATA_KINDS | SECRET_KINDS]
-    apps = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] in APP_DEPLOYMENTS]
-    assert apps
-    latest_data = max((wave(d) for d in first), default=0)
-    for deployment in apps:
-        assert wave(deployment) >= latest_data, f"{overlay}: {deployment['metadata']['name']} syncs too early"

@@ -9,6 +9,7 @@ import json
 import signal
 import subprocess
 import time
+from decimal import Decimal
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -17,7 +18,7 @@ from devstack.stack import wait_until
 from purchases_project.events import PurchaseEvent
 from tests.support import http, kafka
 from tests.support.load import Load, assert_stored_exactly_once
-from tests.support.metrics import has, sample_value, scrape
+from tests.support.metrics import has, sample_value, samples, scrape, total
 from tests.support.processes import run_python
 
 pytestmark = pytest.mark.slow
@@ -49,6 +50,31 @@ def committed_total(stack, group="purchase-consumer-group", topic="purchases") -
     return sum(max(offset, 0) for offset in offsets.values())
 
 
+def assert_money_as_sent(stack, load: Load) -> None:
+    """Every purchase answered 201 is stored with the userid and price its client sent, and,
+    when every request was answered 201 (no unknown outcome), each customer's summary is the
+    count and exact sum of what that customer sent."""
+    accepted = load.accepted
+    with stack.mongo() as client:
+        database = client[stack.database]
+        stored = {
+            doc["purchase_id"]: (doc["userid"], doc["price"].to_decimal())
+            for doc in database["purchases"].find({"purchase_id": {"$in": list(accepted)}})
+        }
+        assert stored == accepted
+        if set(load.statuses) != {201}:
+            return
+        sent: dict[str, tuple[int, Decimal]] = {}
+        for userid, price in accepted.values():
+            count, total = sent.get(userid, (0, Decimal(0)))
+            sent[userid] = (count + 1, total + price)
+        summaries = {
+            doc["_id"]: (doc["count"], doc["total"].to_decimal())
+            for doc in database["purchases_user_summaries"].find({"_id": {"$in": list(sent)}})
+        }
+        assert summaries == sent
+
+
 def test_consumer_killed_mid_load_loses_and_doubles_nothing(make_stack):
     stack = make_stack("kill-consumer")
     stack.start_all()
@@ -60,6 +86,7 @@ def test_consumer_killed_mid_load_loses_and_doubles_nothing(make_stack):
     load.join()
     assert load.statuses[201] == 3000, load.statuses
     assert_stored_exactly_once(stack, load.accepted)
+    assert_money_as_sent(stack, load)
 
 
 def test_database_outage_during_load_is_ridden_out_without_losing_the_group(make_stack):
@@ -91,11 +118,22 @@ def test_database_outage_during_load_is_ridden_out_without_losing_the_group(make
     assert lag_exposed(stack)
     assert sample_value(during, "kafka_messages_processed_total", status="dead_lettered") == 0
 
+    # The lag rose while the batch was held (the series came from the consumer's statistics;
+    # scraping never creates one).
+    assert total(during, "kafka_consumer_lag") > 0
+
     stack.start_mongo()
     load.join()
     assert load.statuses[201] == 2500, load.statuses
     assert_stored_exactly_once(stack, load.accepted)
+    assert_money_as_sent(stack, load)
     assert http.get(f"{stack.ledger_url}/health").status_code == 200
+
+    def lag_back_to_zero() -> bool:
+        found = samples(scrape(stack.ports.consumer_metrics), "kafka_consumer_lag", topic="purchases")
+        return len(found) == stack.partitions and all(value == 0 for _, value in found)
+
+    wait_until(lag_back_to_zero, 30, "the lag of every partition back to 0")
 
     # One outcome per event: a held event counts once, never as failed and then stored. (An
     # attempt whose commit outlived its time budget on the client counts its events as
@@ -137,6 +175,7 @@ def restart_and_check(stack, held) -> None:
     stack.start_mongo()
     stack.start_consumer()
     assert_stored_exactly_once(stack, held.accepted)
+    assert_money_as_sent(stack, held)
 
 
 def test_warm_shutdown_gives_up_without_committing_when_the_database_is_away(make_stack):
@@ -194,6 +233,7 @@ def test_sigterm_to_the_consumer_and_the_storefront_loses_nothing_answered(make_
     # and none was cut off mid-request: each failed to connect at all.
     assert all("NewConnectionError" in error for _, error in load.errors), load.errors[:3]
     assert_stored_exactly_once(stack, load.accepted)
+    assert_money_as_sent(stack, load)
 
 
 def test_broker_outage_answers_503_fast_and_recovers(make_stack):
@@ -269,6 +309,63 @@ def test_malformed_events_are_dead_lettered_and_replayed_after_a_fix(make_stack)
     assert replay.returncode == 0, replay.stderr
     assert "replayed 1 events" in replay.stdout and "left 2 still invalid" in replay.stdout
     assert_stored_exactly_once(stack, {e.purchase_id: ("poison-user", e.price) for e in [*good, fixed]})
-    # Run again: the still-invalid ones are seen again, the replayed one is not re-sent.
+    # Run again: offsets stay at the first event left, so the still-invalid ones are seen again
+    # and the valid one after them is re-sent; the consumer finds it stored and counts a
+    # duplicate, and nothing changes in the database.
+    duplicates = consumer_metric(stack, "kafka_messages_processed_total", status="duplicate")
     again = replay_dlq(stack)
-    assert "left 2 still invalid" in again.stdout, again.stdout
+    assert again.returncode == 0, again.stderr
+    assert "replayed 1 events" in again.stdout and "left 2 still invalid" in again.stdout, again.stdout
+    wait_until(
+        lambda: consumer_metric(stack, "kafka_messages_processed_total", status="duplicate")
+        == duplicates + 1,
+        30,
+        "the re-sent event counted as a duplicate",
+    )
+    replays = kafka.read(
+        stack.bootstrap,
+        "purchases",
+        until=lambda found: sum(m.value() == fixed.as_message() for m in found) >= 2,
+        timeout=15,
+    )
+    copies = [m for m in replays if m.value() == fixed.as_message()]
+    assert len(copies) == 2 and all(dict(m.headers() or [])["dlq-replayed-from"] for m in copies)
+    assert_stored_exactly_once(stack, {e.purchase_id: ("poison-user", e.price) for e in [*good, fixed]})
+    with stack.mongo() as client:
+        summary = client[stack.database]["purchases_user_summaries"].find_one({"_id": "poison-user"})
+    assert (summary["count"], summary["total"].to_decimal()) == (4, Decimal("13.00"))
+
+
+def test_two_consumers_of_one_group_under_load_take_partitions_from_a_held_batch(make_stack):
+    """A second consumer joins while the first holds a batch (the database frozen with SIGSTOP):
+    the group rebalances, the first loses partitions whose events it holds, and every purchase
+    is still stored exactly once, by whichever consumer owns its partition then."""
+    stack = make_stack("two-consumers")
+    stack.start_all()
+    first = stack.procs["consumer"]
+    load = Load(stack, count=3000, threads=3).start()
+    load.wait_accepted(300)
+    mongo = stack.procs["mongo"]
+    try:
+        mongo.signal(signal.SIGSTOP)
+        wait_until(lambda: consumer_metric(stack, "kafka_consumer_held_messages") > 0, 30, "a batch held")
+        second = stack.start_consumer("consumer-2")
+        wait_until(
+            lambda: "revoked partitions" in first.output(), 60, "the first consumer's partitions revoked"
+        )
+        wait_until(
+            lambda: "assigned partitions [" in second.output(), 60, "partitions assigned to the second"
+        )
+        wait_until(
+            lambda: "held messages of revoked partitions to their new owner" in first.output(),
+            30,
+            "partitions revoked while the first consumer held their events",
+        )
+    finally:
+        mongo.signal(signal.SIGCONT)
+    load.join()
+    assert load.statuses[201] == 3000, load.statuses
+    assert_stored_exactly_once(stack, load.accepted)
+    assert_money_as_sent(stack, load)
+    assert "stored purchase" in second.output()
+    assert first.alive() and second.alive()

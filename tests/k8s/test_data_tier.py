@@ -248,7 +248,13 @@ def test_one_mongodb_user_per_client_and_the_ledger_only_reads(docs: list[Doc]) 
     database = app_config(docs)["MONGODB_DATABASE"]
     users = {u["passwordSecretRef"]["name"]: u for u in spec["users"]}
     assert set(users) == set(MONGODB_CLIENTS.values())
-    assert users["mongodb-user-consumer"]["roles"] == [{"name": "readWrite", "db": database}]
+    [consumer_role] = users["mongodb-user-consumer"]["roles"]
+    [role] = [
+        r for r in spec["roles"] if r["role"] == consumer_role["name"] and r["db"] == consumer_role["db"]
+    ]
+    assert role["roles"] == [{"role": "readWrite", "db": database}]
+    # Besides reading and writing: installing the collections' validators (ensure_indexes).
+    assert role["privileges"] == [{"resource": {"db": database, "collection": ""}, "actions": ["collMod"]}]
     [ledger_role] = users["mongodb-user-ledger"]["roles"]
     [role] = [r for r in spec["roles"] if r["role"] == ledger_role["name"] and r["db"] == ledger_role["db"]]
     assert role["roles"] == [{"role": "read", "db": database}]

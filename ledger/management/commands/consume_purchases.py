@@ -8,8 +8,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from prometheus_client import start_http_server
 
-from ledger.consumer import PurchaseBatches, TooManyInvalidEvents, purchase_consumer
-from purchases_project.kafka_engine import Engine, ShutdownTimeout
+from ledger.consumer import DocumentRefused, Received, purchase_consumer
+from purchases_project.kafka_engine import Engine, ShutdownTimeout, TooManyInvalidEvents
 
 
 class Command(BaseCommand):
@@ -57,16 +57,16 @@ class Command(BaseCommand):
 
         try:
             consumer.run()
-        except (TooManyInvalidEvents, ShutdownTimeout) as exc:
+        except (TooManyInvalidEvents, ShutdownTimeout, DocumentRefused) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write("consumer stopped")
 
-    def _banner(self, consumer: Engine[PurchaseBatches], metrics_port: int) -> None:
+    def _banner(self, consumer: Engine[Received], metrics_port: int) -> None:
         config = consumer.config
         lines = [
             "purchase consumer",
             f"  broker:     {config.kafka['bootstrap.servers']}",
-            f"  topic:      {config.topic} (dead letters: {consumer.handler.dlq_topic})",
+            f"  topic:      {config.topic} (dead letters: {settings.KAFKA_DLQ_TOPIC})",
             f"  group:      {config.kafka['group.id']}",
             f"  database:   {settings.MONGODB_DATABASE} (collection {settings.MONGODB_COLLECTION})",
             f"  batch size: {config.batch_size}",

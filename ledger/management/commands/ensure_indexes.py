@@ -1,4 +1,5 @@
-"""`python manage.py ensure_indexes`: wait for a writable MongoDB primary, create the indexes, exit.
+"""`python manage.py ensure_indexes`: wait for a writable MongoDB primary, create the collections
+with their `$jsonSchema` validators and the indexes, exit.
 
 Run before the ledger and the consumer start (their Kubernetes initContainers, `make run`),
 so the indexes never depend on which process happens to touch the collection first, nor on
@@ -21,7 +22,8 @@ MAX_BACKOFF_S = 5.0
 class Command(BaseCommand):
     help = (
         "Wait (at most --timeout seconds) for a writable MongoDB primary, create the ledger's "
-        "indexes on MONGODB_DATABASE, and exit. Safe to run any number of times."
+        "collections with their validators and their indexes on MONGODB_DATABASE, and exit. "
+        "Safe to run any number of times."
     )
 
     def add_arguments(self, parser):
@@ -37,7 +39,8 @@ class Command(BaseCommand):
             attempts += 1
             try:
                 if db.connect().admin.command("hello").get("isWritablePrimary"):
-                    indexes_ensure()
+                    for warning in indexes_ensure():
+                        self.stderr.write(warning)
                     break
                 last = "the server answers but is not a writable primary"
             except PyMongoError as exc:

@@ -4,7 +4,7 @@ from confluent_kafka import KafkaException
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from ledger.dlq import REPLAY_GROUP, DeadLetterReplayer
+from ledger.dlq import REPLAY_GROUP, dead_letter_replayer, replay_result
 
 
 class Command(BaseCommand):
@@ -21,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--max-messages", type=int, default=1_000_000, help="stop after this many events")
 
     def handle(self, *args, idle_timeout: float, max_messages: int, **options):
-        replayer = DeadLetterReplayer(
+        replayer = dead_letter_replayer(
             dlq_topic=settings.KAFKA_DLQ_TOPIC,
             topic=settings.KAFKA_TOPIC,
             group=REPLAY_GROUP,
@@ -29,9 +29,10 @@ class Command(BaseCommand):
             max_messages=max_messages,
         )
         try:
-            result = replayer.run()
+            replayer.run()
         except KafkaException as exc:
             raise CommandError(f"replay stopped: {exc}") from exc
+        result = replay_result(replayer)
         self.stdout.write(
             f"replayed {result.replayed} events to {settings.KAFKA_TOPIC}; left {result.left} still invalid"
         )

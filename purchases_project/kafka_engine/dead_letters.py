@@ -1,14 +1,14 @@
-"""The dead-letter header scheme, shared by the consumer and `replay_dlq`.
+"""The dead-letter header scheme and the sender that the engine's dead-letter policy uses.
 
 A dead letter keeps the event's key, value and headers, and adds why it was set
 aside (`dlq-reason`) and where it came from (`dlq-topic`, `dlq-partition`,
 `dlq-offset`). A replayed event drops the `dlq-` headers and gains
 `dlq-replayed-from` (`<partition>:<offset>` in the dead-letter topic).
 
-`DeadLetterSender` owns the consumer's dead-letter producer (created by `open()`,
-flushed by `close()`): it sends each dead letter once, waits for the topic's
-acknowledgements until a deadline, and raises `DeadLetterUnavailable` (after an
-ERROR log and a count) when they do not all come, so the caller holds its batch.
+`DeadLetterSender` owns a dead-letter producer (created by `open()`, flushed by
+`close()`): it sends each dead letter once, waits for the topic's acknowledgements
+until a deadline, and raises `DeadLetterUnavailable` (after an ERROR log and a
+count) when they do not all come, so the engine holds its batch.
 """
 
 import logging
@@ -20,6 +20,8 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import Counter
 
+from purchases_project import request_id
+from purchases_project.kafka_engine.contract import Retryable
 from purchases_project.kafka_messages import Headers, header_pairs, offset_of, partition_of
 
 logger = logging.getLogger(__name__)
@@ -57,13 +59,16 @@ def replayed_headers(dead_letter: Message) -> Headers:
 
 
 def request_id_of(message: Message) -> str | None:
+    """The event's request id for the logs, when it is one the storefront would accept: anyone
+    who can write to the topic chooses the header, and logs must not carry what it holds."""
     for key, value in header_pairs(message):
         if key == "x-request-id" and value:
-            return value.decode(errors="replace")
+            text = value.decode(errors="replace")
+            return text if request_id.request_id_from(text) == text else None
     return None
 
 
-class DeadLetterUnavailable(Exception):
+class DeadLetterUnavailable(Retryable):
     """The dead-letter topic did not acknowledge; the batch is held, nothing is dropped."""
 
 
@@ -73,17 +78,19 @@ class DeadLetter:
     reason: str
     delivered: bool = False
     in_flight: bool = False
-    before: bool = False  # dead-lettered by an earlier process (below its partition's mark)
 
 
 class DeadLetterSender:
-    def __init__(self, *, topic: str, producer_config: dict[str, Any]):
+    def __init__(
+        self, *, topic: str, producer_config: dict[str, Any], producer_factory: Callable[..., Any] = Producer
+    ):
         self.topic = topic
         self._config = producer_config
-        self._producer: Producer | None = None
+        self._factory = producer_factory
+        self._producer: Any = None
 
     def open(self) -> None:
-        self._producer = Producer(self._config)
+        self._producer = self._factory(self._config)
 
     def close(self) -> None:
         if self._producer is not None:
@@ -93,6 +100,8 @@ class DeadLetterSender:
         """Send the letters not yet acknowledged; raise DeadLetterUnavailable unless all are by `deadline`."""
         producer = self._producer
         assert producer is not None, "open() creates the producer before any batch is sent"
+        if not letters:
+            return
         errors: list[KafkaError | Exception] = []
 
         def reporter(letter: DeadLetter) -> Callable[[KafkaError | None, Message], None]:

@@ -31,7 +31,7 @@ def test_unknown_user_has_no_purchases(client, live_settings, bearer):
 
 def test_ledger_unreachable_is_503(client, settings, bearer):
     settings.LEDGER_API_URL = f"http://127.0.0.1:{free_port()}"
-    ledger_client._session = None
+    ledger_client.close_session()
     response = client.get("/getAllUserBuys/someone", headers=bearer("someone"))
     assert response.status_code == 503
     assert response.json() == {"error": "The ledger is unavailable"}
@@ -44,7 +44,7 @@ def test_ledger_too_slow_is_504(client, settings, bearer):
         silent.listen(8)
         settings.LEDGER_API_URL = f"http://127.0.0.1:{silent.getsockname()[1]}"
         settings.LEDGER_READ_TIMEOUT_S = 0.5
-        ledger_client._session = None
+        ledger_client.close_session()
         started = time.monotonic()
         response = client.get("/getAllUserBuys/someone", headers=bearer("someone"))
     assert response.status_code == 504

@@ -19,9 +19,10 @@ import asyncio
 import io
 import logging
 import os
+import queue
 import sys
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from granian.rsgi import ProtocolClosed, ProtocolError
@@ -83,6 +84,92 @@ def _next_block(chunks: Iterator[bytes]) -> bytes:
     return bytes(block)
 
 
+def _resolve(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+class Threads:
+    """`count` Python threads that run calls for the event loop: one queue put to hand a call
+    over, one `call_soon_threadsafe` to hand its result back (an executor's futures and
+    locks cost more per request)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int):
+        self._loop = loop
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"web-{i}", daemon=True) for i in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+        future = self._loop.create_future()
+        self._calls.put((future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        back = self._loop.call_soon_threadsafe
+        while (call := self._calls.get()) is not None:
+            future, fn, args = call
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the awaiting coroutine
+                back(_resolve, future, None, exc)
+            else:
+                back(_resolve, future, result, None)
+
+    def stop(self) -> None:
+        """Lets the calls already handed over finish, then ends the threads."""
+        for _ in self._threads:
+            self._calls.put(None)
+        for thread in self._threads:
+            thread.join()
+
+
+class BodyDeadlines:
+    """Cancels body reads that outlast `timeout_s`. Overdue reads are looked for a few times
+    per timeout (so a read ends at most a quarter of it late), which costs a request two
+    dictionary operations instead of a timer of its own."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float):
+        self._loop = loop
+        self.timeout_s = timeout_s
+        self._period = min(1.0, timeout_s / 4)
+        self._reading: dict[asyncio.Task, float] = {}
+        self._expired: set[asyncio.Task] = set()
+        loop.call_later(self._period, self._check)
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        for task, deadline in list(self._reading.items()):
+            if deadline <= now:
+                del self._reading[task]
+                self._expired.add(task)
+                task.cancel()
+        self._loop.call_later(self._period, self._check)
+
+    async def run(self, read: Any) -> bytes:
+        """`await read` within the deadline, else `BodyTooSlow`."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._reading[task] = self._loop.time() + self.timeout_s
+        try:
+            return await read
+        except asyncio.CancelledError:
+            if task not in self._expired:
+                raise
+            self._expired.discard(task)
+            task.uncancel()
+            raise BodyTooSlow from None
+        finally:
+            self._reading.pop(task, None)
+
+
 class DjangoRSGI:
     """An RSGI application that runs a WSGI application in a bounded thread pool."""
 
@@ -91,55 +178,48 @@ class DjangoRSGI:
         self.threads = threads
         self.body_timeout_s = body_timeout_s
         self.max_body_bytes = max_body_bytes
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: Threads | None = None
+        self._deadlines: BodyDeadlines
 
     # -- granian's per-worker hooks -------------------------------------------------
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="web")
+        self._pool = Threads(loop, self.threads)
+        self._deadlines = BodyDeadlines(loop, self.body_timeout_s)
         per_process.started()
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.stop()
         per_process.stopping()
 
     # -- one request ------------------------------------------------------------------
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         if self._pool is None:
             raise RuntimeError("the server did not call __rsgi_init__: granian's RSGI hooks changed")
-        try:
-            body = await self._read_body(scope.headers, proto)
-        except BodyTooSlow:
-            return self._too_slow(scope, proto)
-        loop = asyncio.get_running_loop()
-        status, headers, content, response = await loop.run_in_executor(
-            self._pool, self._call, environ_from(scope, body)
-        )
+        headers = scope.headers
+        length = headers.get("content-length")
+        chunked = "transfer-encoding" in headers
+        body = b""
+        # No body, or one refused by its declared size (never read); else read it, in time.
+        if chunked or (length not in (None, "0") and int(length) <= self.max_body_bytes):
+            try:
+                body = await self._deadlines.run(self._read_chunked(proto) if chunked else proto())
+            except BodyTooSlow:
+                return self._too_slow(scope, proto)
+        status, headers, content, response = await self._pool.run(self._call, scope, body)
         if content is not None:
             proto.response_bytes(status, headers, content)
         else:
-            await self._stream(loop, proto, status, headers, response)
+            await self._stream(self._pool, proto, status, headers, response)
 
-    async def _read_body(self, headers: Any, proto: Any) -> bytes:
-        length = headers.get("content-length")
-        chunked = "transfer-encoding" in headers
-        if not chunked and length in (None, "0"):
-            return b""
-        if not chunked and int(length) > self.max_body_bytes:
-            return b""  # refused by its declared size; never read
+    async def _read_chunked(self, proto: Any) -> bytes:
         limit = self.max_body_bytes
-        try:
-            async with asyncio.timeout(self.body_timeout_s):
-                if not chunked:
-                    return await proto()
-                body = bytearray()
-                async for chunk in proto:
-                    body += chunk
-                    if len(body) > limit:
-                        break
-                return bytes(body[: limit + 1])
-        except TimeoutError:
-            raise BodyTooSlow from None
+        body = bytearray()
+        async for chunk in proto:
+            body += chunk
+            if len(body) > limit:
+                break
+        return bytes(body[: limit + 1])
 
     def _too_slow(self, scope: Any, proto: Any) -> None:
         from purchases_project import jsonutil, request_id
@@ -157,9 +237,10 @@ class DjangoRSGI:
             jsonutil.dumps({"error": message}),
         )
 
-    def _call(self, environ: dict[str, Any]) -> tuple[int, list, bytes | None, Any]:
+    def _call(self, scope: Any, body: bytes) -> tuple[int, list, bytes | None, Any]:
         """Runs on a pool thread: the WSGI call, and the body when it is in memory."""
         started: list[Any] = []
+        environ = environ_from(scope, body)
 
         def start_response(status: str, headers: list, exc_info: Any = None) -> None:
             started[:] = (int(status[:3]), headers)
@@ -173,19 +254,18 @@ class DjangoRSGI:
         finally:
             response.close()
 
-    async def _stream(
-        self, loop: asyncio.AbstractEventLoop, proto: Any, status: int, headers: list, response: Any
-    ):
+    @staticmethod
+    async def _stream(pool: Threads, proto: Any, status: int, headers: list, response: Any) -> None:
         chunks = iter(response)
         try:
             transport = proto.response_stream(status, headers)
-            while block := await loop.run_in_executor(self._pool, _next_block, chunks):
+            while block := await pool.run(_next_block, chunks):
                 await transport.send_bytes(block)
         except (ProtocolClosed, ProtocolError) as exc:  # the client went away mid-answer
             logger.debug("streamed response ended early: %s", exc)
         finally:
             if hasattr(response, "close"):
-                await loop.run_in_executor(self._pool, response.close)
+                await pool.run(response.close)
 
 
 def _worker_pid_for_metrics() -> None:

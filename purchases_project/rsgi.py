@@ -35,7 +35,7 @@ logger = logging.getLogger("purchases_project.serve")
 # taken from the response's iterator by a pool thread.
 STREAM_BLOCK_BYTES = 256 * 1024
 _SPECIAL_HEADERS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
-_BASE_ENVIRON = {
+_BASE_ENVIRON: dict[str, Any] = {
     "SCRIPT_NAME": "",
     "wsgi.errors": sys.stderr,
     "wsgi.version": (1, 0),

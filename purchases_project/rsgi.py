@@ -46,10 +46,6 @@ _BASE_ENVIRON: dict[str, Any] = {
 }
 
 
-class BodyTooSlow(Exception):
-    """The request body did not arrive whole in time."""
-
-
 def environ_from(scope: Any, body: bytes) -> dict[str, Any]:
     """The WSGI environ (PEP 3333) for an RSGI request scope and its buffered body."""
     server_host, _, server_port = scope.server.rpartition(":")
@@ -68,7 +64,10 @@ def environ_from(scope: Any, body: bytes) -> dict[str, Any]:
     for name, value in scope.headers.items():
         if "_" in name:
             continue  # "X_Forwarded_Proto" must not pass for X-Forwarded-Proto (as Django's runserver)
-        key = _SPECIAL_HEADERS.get(name) or "HTTP_" + name.upper().replace("-", "_")
+        if special := _SPECIAL_HEADERS.get(name):
+            environ.setdefault(special, value)  # repeated equal lengths: the server checked them
+            continue
+        key = "HTTP_" + name.upper().replace("-", "_")
         if key in environ:
             value = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + value
         environ[key] = value
@@ -154,7 +153,7 @@ class BodyDeadlines:
         self._loop.call_later(self._period, self._check)
 
     async def run(self, read: Any) -> bytes:
-        """`await read` within the deadline, else `BodyTooSlow`."""
+        """`await read` within the deadline, else `TimeoutError`."""
         task = asyncio.current_task()
         assert task is not None
         self._reading[task] = self._loop.time() + self.timeout_s
@@ -165,7 +164,7 @@ class BodyDeadlines:
                 raise
             self._expired.discard(task)
             task.uncancel()
-            raise BodyTooSlow from None
+            raise TimeoutError from None
         finally:
             self._reading.pop(task, None)
 
@@ -196,21 +195,29 @@ class DjangoRSGI:
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         if self._pool is None:
             raise RuntimeError("the server did not call __rsgi_init__: granian's RSGI hooks changed")
-        headers = scope.headers
-        length = headers.get("content-length")
-        chunked = "transfer-encoding" in headers
+        length = scope.headers.get("content-length")
+        chunked = "transfer-encoding" in scope.headers
         body = b""
         # No body, or one refused by its declared size (never read); else read it, in time.
-        if chunked or (length not in (None, "0") and int(length) <= self.max_body_bytes):
+        if chunked or (length not in (None, "0") and self._declared(length) <= self.max_body_bytes):
             try:
                 body = await self._deadlines.run(self._read_chunked(proto) if chunked else proto())
-            except BodyTooSlow:
+            except TimeoutError:
                 return self._too_slow(scope, proto)
+            except (ProtocolClosed, ProtocolError):  # the client went away before its body
+                return None
         status, headers, content, response = await self._pool.run(self._call, scope, body)
         if content is not None:
             proto.response_bytes(status, headers, content)
         else:
             await self._stream(self._pool, proto, status, headers, response)
+
+    def _declared(self, length: str) -> int:
+        """The Content-Length as the server framed it (it accepts a list of equal values)."""
+        try:
+            return int(length.partition(",")[0])
+        except ValueError:
+            return self.max_body_bytes + 1  # not read; the view refuses the request
 
     async def _read_chunked(self, proto: Any) -> bytes:
         limit = self.max_body_bytes
@@ -227,15 +234,8 @@ class DjangoRSGI:
         rid = request_id.request_id_from(scope.headers.get("x-request-id"))
         logger.info("request body not whole within %s s: 408", self.body_timeout_s, extra={"request_id": rid})
         message = f"The request body did not arrive within {self.body_timeout_s:g} s"
-        proto.response_bytes(
-            408,
-            [
-                ("content-type", "application/json"),
-                ("connection", "close"),
-                ("x-request-id", rid),
-            ],
-            jsonutil.dumps({"error": message}),
-        )
+        headers = [("content-type", "application/json"), ("connection", "close"), ("x-request-id", rid)]
+        proto.response_bytes(408, headers, jsonutil.dumps({"error": message}))
 
     def _call(self, scope: Any, body: bytes) -> tuple[int, list, bytes | None, Any]:
         """Runs on a pool thread: the WSGI call, and the body when it is in memory."""

@@ -129,6 +129,7 @@ def test_environ_is_what_wsgi_servers_give_django():
         [
             ("content-type", "application/json"),
             ("content-length", "2"),
+            ("content-length", "2"),
             ("cookie", "a=1"),
             ("cookie", "b=2"),
             ("accept", "text/html"),
@@ -147,6 +148,13 @@ def test_environ_is_what_wsgi_servers_give_django():
     # A header spelled with underscores must not pass for X-Forwarded-Proto.
     assert "HTTP_X_FORWARDED_PROTO" not in environ
     assert environ["wsgi.input"].read() == b"{}"
+
+
+def test_a_content_length_that_is_not_a_number_is_never_read():
+    app = DjangoRSGI(lambda environ, start: [], threads=1, body_timeout_s=1, max_body_bytes=10)
+    assert app._declared("7") == 7
+    assert app._declared("7, 7") == 7
+    assert app._declared("seven") == 11
 
 
 def test_serving_without_granians_init_hook_fails_loudly():

@@ -11,6 +11,7 @@ Traffic goes to 127.0.0.1 only; every socket is closed and every process stopped
 from __future__ import annotations
 
 import json
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -122,3 +123,31 @@ def test_slow_bodies_from_one_customer_hold_no_thread_and_time_out(make_stack):
     # No slow purchase was recorded, and the storefront serves on as before.
     assert timed("GET", f"{base}/health")[0] == 200
     assert s.procs["storefront"].alive()
+
+
+def _raw(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        try:
+            s.sendall(request)
+        except OSError:  # the server answered and closed before reading it all
+            pass
+        return s.recv(65536)
+
+
+@pytest.mark.timeout(120)
+def test_the_servers_own_400_414_431_carry_a_status_and_no_body(make_stack):
+    """What the README says: hyper answers these before any Python code runs, and granian has
+    no hook for their bodies (if one appears, this fails and the answers can become JSON)."""
+    s = make_stack("server-refusals")
+    s.start_web("storefront")
+    port = s.ports.storefront
+    answers = {
+        400: _raw(port, b"NOT HTTP AT ALL\r\n\r\n"),
+        414: _raw(port, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+        # Beyond the server's read buffer (about 400 KiB) whichever way the bytes arrive.
+        431: _raw(port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"b" * 2_000_000 + b"\r\n\r\n"),
+    }
+    for status, answer in answers.items():
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
+        assert b"content-length: 0" in head.lower() and body == b"", answer[:200]

@@ -8,11 +8,15 @@ pass-through to the ledger, so it browses in a browser too.
 """
 
 import logging
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
 from django.views import View
+from django.views.decorators.cache import cache_control
+from django.views.decorators.vary import vary_on_headers
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -20,9 +24,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from purchases_project import identity, jsonutil
-from purchases_project.api_docs import FORBIDDEN_READ, error, user_purchases_schema
+from purchases_project.api_docs import FORBIDDEN_READ, error, user_purchases_schema, user_spending_schema
 from purchases_project.errors import json_error, json_response
-from purchases_project.paging import read_params_validate
+from purchases_project.paging import read_params_validate, spending_params_validate
 from purchases_project.rules import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     InvalidPurchase,
@@ -38,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/json",)
 FORBIDDEN_BUY = "A purchase may only be recorded for the authenticated customer's own userid"
+# A customer's own figures: no cache may keep them, nor hand them to another caller.
+PRIVATE = [cache_control(no_store=True), vary_on_headers("Authorization", "Cookie")]
 
 
 def _is_json(content_type: str) -> bool:
@@ -110,36 +116,64 @@ class PurchaseCreateApi(View):
         )
 
 
+LEDGER_UNAVAILABLE = "The ledger (or its database) is unavailable"
+LEDGER_TOO_SLOW = error("The ledger did not answer in time")
+
+
+def _ledger_answer(fetch: Callable[..., tuple[int, dict]], **call) -> tuple[int, dict]:
+    """The ledger's (status, body), or the storefront's own when the ledger fails to answer."""
+    try:
+        return fetch(**call)
+    except ledger_client.LedgerTimeout:
+        return 504, {"error": "The ledger did not answer in time"}
+    except ledger_client.LedgerUnavailable:
+        return 503, {"error": "The ledger is unavailable"}
+
+
 class UserPurchaseListApi(APIView):
     """One page of a user's purchases, from the ledger; `next` points back at the storefront."""
 
     authentication_classes = [identity.BearerTokenAuthentication]
 
-    @user_purchases_schema(
-        unavailable="The ledger (or its database) is unavailable",
-        status_504=error("The ledger did not answer in time"),
-    )
+    @user_purchases_schema(unavailable=LEDGER_UNAVAILABLE, status_504=LEDGER_TOO_SLOW)
     def get(self, request: Request, userid: str) -> Response:
         read_params_validate(userid=userid, query_params=request.query_params)
         principal = identity.principal(request)
         if not principal.may_read(userid):
             return Response({"error": FORBIDDEN_READ}, status=403)
-        try:
-            status, body = ledger_client.user_purchases_fetch(
-                userid=userid,
-                params={k: v for k, v in request.query_params.dict().items() if k != "format"},
-                token=principal.token,
-            )
-        except ledger_client.LedgerTimeout:
-            return Response({"error": "The ledger did not answer in time"}, status=504)
-        except ledger_client.LedgerUnavailable:
-            return Response({"error": "The ledger is unavailable"}, status=503)
+        status, body = _ledger_answer(
+            ledger_client.user_purchases_fetch,
+            userid=userid,
+            params={k: v for k, v in request.query_params.dict().items() if k != "format"},
+            token=principal.token,
+        )
         if body.get("next"):
             query = urlsplit(body["next"]).query
             page = f"{request.path}?{query}"
             # On the public origin when one is configured, never on whatever Host was sent.
             public = settings.PUBLIC_BASE_URL
             body["next"] = f"{public}{page}" if public else request.build_absolute_uri(page)
+        return Response(body, status=status)
+
+
+@method_decorator(PRIVATE, name="dispatch")
+class UserSpendingApi(APIView):
+    """A user's spending per month, from the ledger."""
+
+    authentication_classes = [identity.BearerTokenAuthentication]
+
+    @user_spending_schema(unavailable=LEDGER_UNAVAILABLE, status_504=LEDGER_TOO_SLOW)
+    def get(self, request: Request, userid: str) -> Response:
+        spending_params_validate(userid=userid, query_params=request.query_params)
+        principal = identity.principal(request)
+        if not principal.may_read(userid):
+            return Response({"error": FORBIDDEN_READ}, status=403)
+        status, body = _ledger_answer(
+            ledger_client.user_spending_fetch,
+            userid=userid,
+            params={k: v for k, v in request.query_params.dict().items() if k in ("since", "until")},
+            token=principal.token,
+        )
         return Response(body, status=status)
 
 

@@ -66,7 +66,17 @@ def close_session() -> None:
 
 def user_purchases_fetch(*, userid: str, params: dict[str, str], token: str) -> tuple[int, dict]:
     """Ask the ledger for one page of a user's purchases: (status, body), money as Decimal."""
-    url = f"{settings.LEDGER_API_URL.rstrip('/')}/purchases/{quote(userid, safe='')}"
+    return ledger_get(path=f"/purchases/{quote(userid, safe='')}", params=params, token=token)
+
+
+def user_spending_fetch(*, userid: str, params: dict[str, str], token: str) -> tuple[int, dict]:
+    """Ask the ledger for a user's spending per month: (status, body), money as Decimal."""
+    return ledger_get(path=f"/spending/{quote(userid, safe='')}", params=params, token=token)
+
+
+def ledger_get(*, path: str, params: dict[str, str], token: str) -> tuple[int, dict]:
+    """GET one of the ledger's read endpoints with the customer's token: (status, JSON body)."""
+    url = f"{settings.LEDGER_API_URL.rstrip('/')}{path}"
     # The ledger verifies the customer's token again (defence in depth).
     headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
     if rid := request_id.get():

@@ -11,7 +11,7 @@ from decimal import Decimal
 import requests
 
 from devstack.stack import Stack, wait_until
-from ledger.tests.helpers import summaries_match_purchases
+from ledger.tests.helpers import monthly_totals_match_summaries, summaries_match_purchases
 from tests.support.http import Client
 
 
@@ -34,6 +34,8 @@ class Load:
         self.count, self.threads, self.seconds, self.rate = count, threads, seconds, rate
         self.accepted: dict[str, tuple[str, Decimal]] = {}
         self.statuses: Counter = Counter()
+        # (time.monotonic(), error) of every request that got no answer at all.
+        self.errors: list[tuple[float, str]] = []
         self.sent = 0
         self.elapsed = 0.0
         run_id = uuid.uuid4().hex[:6]
@@ -86,8 +88,10 @@ class Load:
                 try:
                     response = client.post("/buy", json=body, token=self.tokens[userid])
                     status = response.status_code
-                except requests.RequestException:
+                except requests.RequestException as exc:
                     status, response = "error", None
+                    with self._lock:
+                        self.errors.append((time.monotonic(), repr(exc)))
                     self._stop.wait(0.05)  # a refused connection: do not spin while a process restarts
                 with self._lock:
                     self.statuses[status] += 1
@@ -99,7 +103,8 @@ class Load:
 def assert_stored_exactly_once(
     stack: Stack, accepted: dict[str, tuple[str, Decimal]], timeout: float = 90
 ) -> None:
-    """Every accepted purchase is in MongoDB once, with its price, and no summary drifts."""
+    """Every accepted purchase is in MongoDB once, with its price, no summary drifts, and every
+    user's months add up to their summary."""
     assert accepted, "the load had no accepted purchase"
     ids = list(accepted)
     with stack.mongo() as client:
@@ -123,3 +128,4 @@ def assert_stored_exactly_once(
         for doc in purchases.find({"purchase_id": {"$in": ids[:200]}}):
             assert (doc["userid"], doc["price"].to_decimal()) == accepted[doc["purchase_id"]]
         assert summaries_match_purchases(database) == {}
+        assert monthly_totals_match_summaries(database) == {}

@@ -94,7 +94,7 @@ def _reset_clients() -> None:
 
     producer.close_producer()
     db.close()
-    ledger_client._session = None
+    ledger_client.close_session()
 
 
 @pytest.fixture(scope="session")

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         address=settings.WEB_BIND_ADDRESS,
         port=settings.WEB_PORT,
         interface=Interfaces.RSGI,
-        loop=Loops.rloop,
+        loop=Loops.uvloop,
         workers=settings.WEB_CONCURRENCY or max(2, _cpus()),
         http=HTTPModes.http1,
         http1_settings=HTTP1Settings(header_read_timeout=settings.WEB_HEADER_READ_TIMEOUT_S * 1000),

@@ -96,7 +96,7 @@ def _reset_clients() -> None:
 
     producer.close_producer()
     db.close()
-    ledger_client._session = None
+    ledger_client.close_session()
 
 
 @pytest.fixture(scope="session")

@@ -1,39 +1,37 @@
 """The ledger's MongoDB connection (used by the ledger API and the consumer).
 
-Lifecycle: connected lazily on first use in each process (a MongoClient does not
-survive the web server's fork), re-connected if the PID changes; `close()` at exit.
+Lifecycle: connected lazily on first use in each process (`purchases_project.per_process`:
+a MongoClient does not survive the web server's fork, so a forked child connects anew);
+`close()` when the process stops (registered in `ledger.apps` for web workers).
 """
-
-import os
-import threading
 
 import mongoengine
 from django.conf import settings
 from pymongo import MongoClient
 
-_lock = threading.Lock()
-_pid: int | None = None
+from purchases_project.per_process import PerProcess
+
+
+def _connect() -> MongoClient:
+    # A client registered before a fork belongs to the parent: forget it here.
+    mongoengine.disconnect()
+    timeout = settings.MONGODB_TIMEOUT_MS
+    return mongoengine.connect(
+        db=settings.MONGODB_DATABASE,
+        host=settings.MONGODB_URI,
+        serverSelectionTimeoutMS=timeout,
+        connectTimeoutMS=timeout,
+        socketTimeoutMS=max(timeout * 5, 10000),
+        uuidRepresentation="standard",
+        tz_aware=True,
+    )
+
+
+_client = PerProcess(_connect)
 
 
 def connect() -> MongoClient:
-    global _pid
-    if _pid != os.getpid():
-        with _lock:
-            if _pid != os.getpid():
-                if _pid is not None:
-                    mongoengine.disconnect()
-                timeout = settings.MONGODB_TIMEOUT_MS
-                mongoengine.connect(
-                    db=settings.MONGODB_DATABASE,
-                    host=settings.MONGODB_URI,
-                    serverSelectionTimeoutMS=timeout,
-                    connectTimeoutMS=timeout,
-                    socketTimeoutMS=max(timeout * 5, 10000),
-                    uuidRepresentation="standard",
-                    tz_aware=True,
-                )
-                _pid = os.getpid()
-    return mongoengine.get_connection()
+    return _client.get()
 
 
 def ping() -> None:
@@ -42,8 +40,5 @@ def ping() -> None:
 
 
 def close() -> None:
-    global _pid
-    with _lock:
-        if _pid == os.getpid():
-            mongoengine.disconnect()
-        _pid = None
+    if _client.take() is not None:
+        mongoengine.disconnect()

@@ -1,11 +1,12 @@
 """`python -m purchases_project.serve`: the web roles' start command.
 
 Runs granian (docs/decisions/0014) for `SERVICE_ROLE` (storefront or ledger) with
-the settings in `purchases_project/settings.py`: the port by role, `WEB_CONCURRENCY`
-worker processes with `WEB_THREADS` Python threads each (connections are accepted and
-request headers read by granian's own I/O threads, so slow clients hold no Python
-thread), graceful shutdown on SIGTERM (in-flight requests finish, then each storefront
-worker flushes its Kafka producer).
+the settings in `purchases_project/settings.py`, through its public interfaces only (its
+`Granian` server, the RSGI protocol and hooks): the port by role, `WEB_CONCURRENCY` worker
+processes, each running `purchases_project.rsgi` (request headers and bodies are read by
+granian's I/O threads and the worker's event loop, so slow clients hold no Python thread;
+Django runs in `WEB_THREADS` threads per worker), graceful shutdown on SIGTERM (in-flight
+requests finish, then each worker runs the apps' stop steps: the producer flushes).
 
 This parent process serves the workers' aggregated Prometheus metrics on
 `METRICS_PORT` (multiprocess mode), never on the public port, and marks exited
@@ -118,52 +119,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _worker_pid_for_metrics() -> None:
-    """Multiprocess metric values ask for the process id on every update, to notice a fork;
-    ask the kernel once per worker instead (a worker never serves from a forked child, and
-    a fork updates the value anyway). Must run before any metric exists in the worker."""
-    from prometheus_client import values
-
-    pid = [os.getpid()]
-    os.register_at_fork(after_in_child=lambda: pid.__setitem__(0, os.getpid()))
-    values.ValueClass = values.MultiProcessValue(process_identifier=lambda: pid[0])
-
-
-def _load_application(target: str):
-    """Runs in each worker: the Django application, and the storefront's producer connected
-    before the first purchase (so it does not wait for the broker's producer id)."""
-    _worker_pid_for_metrics()
-    from django.conf import settings
-
-    from purchases_project.wsgi import application
-
-    if settings.SERVICE_ROLE == "storefront":
-        from storefront.producer import get_producer
-
-        get_producer()
-    return application
-
-
-def _run_worker(*args, **kwargs) -> None:
-    """A granian WSGI worker, calling the application through `wsgi_runner`; when it has
-    stopped serving (in-flight requests done), the storefront's producer delivers what it
-    still holds."""
-    from granian.server import Server, mp
-
-    from purchases_project import wsgi_runner
-
-    mp._wsgi_call_wrap = wsgi_runner.callback_wrapper
-    try:
-        Server._spawn_wsgi_worker(*args, **kwargs)
-    finally:
-        from django.conf import settings
-
-        if settings.SERVICE_ROLE == "storefront":
-            from storefront.producer import close_producer
-
-            close_producer()
-
-
 def _log_config(settings) -> dict:
     """granian's records and this module's in the application's format (LOG_FORMAT); no access log."""
     handler = dict(settings.LOGGING["handlers"]["console"], stream="ext://sys.stdout")
@@ -189,27 +144,29 @@ def main(argv: list[str] | None = None) -> None:
     _check_token_settings()
     path = _multiproc_dir(settings)
 
-    from granian.constants import HTTPModes, Interfaces
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
-    from granian.server import Server
 
-    server = Server(
-        "purchases_project.wsgi:application",
+    server = Granian(
+        "purchases_project.rsgi:application",
+        factory=True,
         address=settings.WEB_BIND_ADDRESS,
         port=settings.WEB_PORT,
-        interface=Interfaces.WSGI,
+        interface=Interfaces.RSGI,
+        loop=Loops.uvloop,
         workers=settings.WEB_CONCURRENCY or max(2, _cpus()),
-        blocking_threads=settings.WEB_THREADS,
         http=HTTPModes.http1,
         http1_settings=HTTP1Settings(header_read_timeout=settings.WEB_HEADER_READ_TIMEOUT_S * 1000),
+        websockets=False,
         log_level=LogLevels(settings.LOG_LEVEL.lower()),
         log_dictconfig=_log_config(settings),
         respawn_failed_workers=True,
         workers_kill_timeout=settings.WEB_GRACEFUL_TIMEOUT_S,
     )
     server.on_startup(functools.partial(_serve_metrics, settings, path))
-    server.serve(spawn_target=_run_worker, target_loader=_load_application)
+    server.serve()
 
 
 if __name__ == "__main__":

@@ -204,12 +204,15 @@ WEB_BIND_ADDRESS = env.str("BIND_ADDRESS", default="0.0.0.0")
 WEB_PORT = env.int("PORT", default={"storefront": 8000, "ledger": 5001}.get(SERVICE_ROLE, 8000))
 # Worker processes; 0 means one per CPU the container may use, at least 2.
 WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=0)
-# Python threads per worker that run the application (the server's I/O runs outside them).
+# Python threads per worker that run the application (the server's I/O and the reading of
+# request bodies run outside them).
 WEB_THREADS = env.int("WEB_THREADS", default=8)
 # On SIGTERM in-flight requests may finish for this long (below the pod's grace period).
 WEB_GRACEFUL_TIMEOUT_S = env.int("WEB_GRACEFUL_TIMEOUT_S", default=25)
 # A client that has not sent its whole request header by then is disconnected.
 WEB_HEADER_READ_TIMEOUT_S = env.int("WEB_HEADER_READ_TIMEOUT_S", default=10)
+# A request body must arrive whole this soon after its header, else 408 and the connection closes.
+BODY_TIMEOUT_S = env.float("BODY_TIMEOUT_S", default=10.0)
 # Where the workers' metrics files live (multiprocess mode); empty: a fresh temporary folder.
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 

@@ -1,13 +1,11 @@
 """The storefront's client for the ledger: the only place that calls it.
 
-Lifecycle: one pooled `requests.Session` per process, created on first use
-(after the web server's fork) and re-created if the PID changes. Connect and read
+Lifecycle: one pooled `requests.Session` per process (`purchases_project.per_process`),
+created on first use, after the web server's fork; a forked child makes its own. Connect and read
 timeouts come from settings; a GET whose connection fails is retried, a read
 that times out is not (the ledger is merely slow, and asking again adds load).
 """
 
-import os
-import threading
 import time
 from urllib.parse import quote
 
@@ -18,6 +16,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from purchases_project import jsonutil, request_id
+from purchases_project.per_process import PerProcess
 
 LEDGER_SECONDS = Histogram(
     "ledger_request_seconds",
@@ -39,30 +38,30 @@ class LedgerTimeout(Exception):
     """The ledger accepted the call but did not answer within the read timeout."""
 
 
-_lock = threading.Lock()
-_session: requests.Session | None = None
-_pid: int | None = None
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    retry = Retry(
+        total=2,
+        connect=2,
+        read=False,
+        status=0,
+        other=0,
+        allowed_methods={"GET"},
+        backoff_factor=0.05,
+    )
+    session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=32))
+    session.mount("https://", HTTPAdapter(max_retries=retry, pool_maxsize=32))
+    return session
 
 
-def _get_session() -> requests.Session:
-    global _session, _pid
-    if _session is None or _pid != os.getpid():
-        with _lock:
-            if _session is None or _pid != os.getpid():
-                session = requests.Session()
-                retry = Retry(
-                    total=2,
-                    connect=2,
-                    read=False,
-                    status=0,
-                    other=0,
-                    allowed_methods={"GET"},
-                    backoff_factor=0.05,
-                )
-                session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=32))
-                session.mount("https://", HTTPAdapter(max_retries=retry, pool_maxsize=32))
-                _session, _pid = session, os.getpid()
-    return _session
+_session = PerProcess(_new_session)
+
+
+def close_session() -> None:
+    """Drops this process's session (the next call makes a new one, with current settings)."""
+    session = _session.take()
+    if session is not None:
+        session.close()
 
 
 def user_purchases_fetch(*, userid: str, params: dict[str, str], token: str) -> tuple[int, dict]:
@@ -84,7 +83,7 @@ def ledger_get(*, path: str, params: dict[str, str], token: str) -> tuple[int, d
         headers[request_id.HEADER] = rid
     started = time.perf_counter()
     try:
-        response = _get_session().get(
+        response = _session.get().get(
             url,
             params=params,
             headers=headers,

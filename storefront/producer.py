@@ -1,14 +1,14 @@
 """The storefront's Kafka producer: the only module here that imports confluent_kafka.
 
-Lifecycle: one `Producer` per process, created on the first publish (after
-the web server has forked the worker; re-created if the PID changes, since librdkafka's
-threads do not survive a fork). A daemon thread polls it for delivery reports.
+Lifecycle: one `Producer` per process (`purchases_project.per_process`), made when a web
+worker starts or on the first publish, never in a parent before a fork (librdkafka's threads
+do not survive one), replaced when it breaks. A daemon thread polls it for delivery reports.
 Each publish waits for its own report, up to `KAFKA_PUBLISH_TIMEOUT_S`.
-`close()` flushes what is in flight; `purchases_project.serve` calls it when a worker stops.
+`close_producer()` flushes what is in flight when a worker has stopped serving (registered in
+`storefront.apps`).
 """
 
 import logging
-import os
 import threading
 import time
 
@@ -19,6 +19,7 @@ from prometheus_client import Counter, Histogram
 from purchases_project import kafka_config, request_id
 from purchases_project.events import PurchaseEvent
 from purchases_project.kafka_messages import Headers
+from purchases_project.per_process import PerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -145,34 +146,21 @@ class PurchaseProducer:
         return remaining
 
 
-_lock = threading.Lock()
-_instance: PurchaseProducer | None = None
-_pid: int | None = None
+def _new_producer() -> PurchaseProducer:
+    return PurchaseProducer(producer_config())
 
 
-def _usable() -> bool:
-    return _instance is not None and _pid == os.getpid() and not _instance.broken
+# A broken producer delivers nothing more: dropped at once, without waiting to flush.
+_producer = PerProcess(_new_producer, usable=lambda p: not p.broken, discard=lambda p: p.close(timeout=0))
 
 
 def get_producer() -> PurchaseProducer:
-    global _instance, _pid
-    if not _usable():
-        with _lock:
-            if not _usable():
-                if _instance is not None and _pid == os.getpid():
-                    _instance.close(timeout=0)  # broken: nothing more will be delivered
-                _instance = PurchaseProducer(producer_config())
-                _pid = os.getpid()
-    # Usable or made just above; only close_producer() clears it, when the worker exits.
-    assert _instance is not None, "get_producer() raced close_producer()"
-    return _instance
+    return _producer.get()
 
 
 def close_producer() -> None:
-    global _instance
-    with _lock:
-        if _instance is not None and _pid == os.getpid():
-            remaining = _instance.close()
-            if remaining:
-                logger.warning("producer closed with %d undelivered events", remaining)
-        _instance = None
+    producer = _producer.take()
+    if producer is not None:
+        remaining = producer.close()
+        if remaining:
+            logger.warning("producer closed with %d undelivered events", remaining)

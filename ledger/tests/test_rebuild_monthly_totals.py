@@ -75,8 +75,18 @@ def test_rebuilds_the_months_from_the_purchases_and_a_second_run_changes_nothing
     monthly.update_one(
         {"userid": "ann", "month": "2026-11"}, {"$set": {"count": 9, "total": Decimal128("9.99")}}
     )
-    monthly.insert_one({"userid": "bob", "month": "2026-12", "count": 1, "total": Decimal128("3.00")})
-    monthly.insert_one({"userid": "ghost", "month": "2026-01", "count": 2, "total": Decimal128("2.00")})
+    monthly.insert_one(
+        {"_id": "bob|2026-12", "userid": "bob", "month": "2026-12", "count": 1, "total": Decimal128("3.00")}
+    )
+    monthly.insert_one(
+        {
+            "_id": "ghost|2026-01",
+            "userid": "ghost",
+            "month": "2026-01",
+            "count": 2,
+            "total": Decimal128("2.00"),
+        }
+    )
     assert monthly_totals_match_summaries(database)
 
     first = rebuild(stack, database.name)

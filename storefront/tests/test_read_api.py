@@ -35,7 +35,7 @@ READS = ["/getAllUserBuys/someone", "/getSpending/someone"]
 @pytest.mark.parametrize("path", READS)
 def test_ledger_unreachable_is_503(client, settings, bearer, path):
     settings.LEDGER_API_URL = f"http://127.0.0.1:{free_port()}"
-    ledger_client._session = None
+    ledger_client.close_session()
     response = client.get(path, headers=bearer("someone"))
     assert response.status_code == 503
     assert response.json() == {"error": "The ledger is unavailable"}
@@ -49,7 +49,7 @@ def test_ledger_too_slow_is_504(client, settings, bearer, path):
         silent.listen(8)
         settings.LEDGER_API_URL = f"http://127.0.0.1:{silent.getsockname()[1]}"
         settings.LEDGER_READ_TIMEOUT_S = 0.5
-        ledger_client._session = None
+        ledger_client.close_session()
         started = time.monotonic()
         response = client.get(path, headers=bearer("someone"))
     assert response.status_code == 504

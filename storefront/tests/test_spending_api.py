@@ -47,7 +47,7 @@ def test_spending_follows_the_read_rules(client, live_settings, bearer, userid):
 
 def test_a_malformed_month_is_400_before_the_ledger_is_asked(client, settings, bearer):
     settings.LEDGER_API_URL = f"http://127.0.0.1:{free_port()}"  # nobody there
-    ledger_client._session = None
+    ledger_client.close_session()
     response = client.get("/getSpending/someone?until=2026-13", headers=bearer("someone"))
     assert response.status_code == 400
     assert response.json()["error"] == "until: must be a month as YYYY-MM, e.g. 2026-11"

@@ -1,5 +1,6 @@
 """A whole local stack on 127.0.0.1: the Kafka-protocol broker (Tansu), the
-MongoDB-protocol server (SecantusDB), and the storefront, ledger and consumer.
+MongoDB-protocol server (SecantusDB), the storefront, ledger and consumer, and with
+`signin` the local OpenID provider (devstack/oidc_provider.py) the web roles sign browsers in with.
 
 Used by `make run`, by the tests and by the benchmark. Every process runs in a
 session of its own and is stopped by its PID (SIGTERM, then SIGKILL after a
@@ -15,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devstack.oidc_provider import OidcProvider
 from devstack.processes import Proc, free_port, http_ok, port_open, tansu_binary, wait_until
 from purchases_project.local_issuer import LocalIssuer
 
@@ -25,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purchases_project.settings")
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
+MEMORY = ("--storage-engine", "memory://tansu/")
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Stack:
     database: str = "purchase_db"
     extra_env: dict = field(default_factory=dict)
     issuer: LocalIssuer | None = None  # whose tokens the services accept; default: workdir/issuer
+    signin: bool = False  # run the local OpenID provider at the issuer's URL (http://127.0.0.1:PORT)
     procs: dict[str, Proc] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -63,6 +67,8 @@ class Stack:
         self.secret_key = secrets.token_urlsafe(32)
         self.issuer = (self.issuer or LocalIssuer(self.workdir / "issuer")).ensure()
         self._users_created = False
+        web_ports = {"storefront": self.ports.storefront, "ledger": self.ports.ledger}
+        self.oidc = OidcProvider(self.issuer, web_ports) if self.signin else None
 
     # -- addresses ----------------------------------------------------------
 
@@ -142,16 +148,7 @@ class Stack:
         url = f"tcp://127.0.0.1:{self.ports.broker}"
         proc = self.spawn(
             "broker",
-            [
-                str(tansu_binary()),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
+            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url, *MEMORY],
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
             stop_grace=7.0,
         )
@@ -250,7 +247,8 @@ class Stack:
         port = getattr(self.ports, role)
         metrics = getattr(self.ports, f"{role}_metrics")
         self._check_port_free(port, role)
-        env = self.env(SERVICE_ROLE=role, PORT=port, METRICS_PORT=metrics, **env_overrides)
+        signin = self.oidc.role_env(role) if self.oidc else {}
+        env = self.env(SERVICE_ROLE=role, PORT=port, METRICS_PORT=metrics, **{**signin, **env_overrides})
         env.setdefault("WEB_CONCURRENCY", "2")
         proc = self.spawn(role, [PYTHON, "-m", "purchases_project.serve"], env=env, stop_grace=30)
         url = f"http://127.0.0.1:{port}/health"
@@ -278,6 +276,8 @@ class Stack:
         self.start_broker()
         self.start_mongo()
         self.create_topics()
+        if self.oidc:
+            self.oidc.start(self.spawn, dict(os.environ))
 
     def start_all(self) -> None:
         self.start_infra()

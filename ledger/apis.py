@@ -28,7 +28,8 @@ class UserPurchaseListApi(APIView):
     The storefront forwards the customer's token; the ledger verifies it with the same rules.
     """
 
-    authentication_classes = [identity.BearerTokenAuthentication]
+    # A signed-in browser's session first; any Authorization header goes to the bearer check.
+    authentication_classes = [identity.SessionTokenAuthentication, identity.BearerTokenAuthentication]
 
     @user_purchases_schema(unavailable="MongoDB is unavailable")
     def get(self, request: Request, userid: str) -> Response:

@@ -2,10 +2,14 @@ from django.urls import path
 
 from ledger import apis
 from purchases_project.api_docs import docs_urlpatterns
+from purchases_project.web.pages import ServiceHome
+from purchases_project.web.urls import signin_urlpatterns
 
 urlpatterns = [
     path("purchases/<str:userid>", apis.UserPurchaseListApi.as_view(), name="ledger-purchases"),
     path("health", apis.HealthApi.as_view(), name="ledger-health"),
+    path("", ServiceHome.as_view(), name="ledger-home"),
+    *signin_urlpatterns,
     *docs_urlpatterns(
         title="Purchase ledger (internal)",
         description="A user's purchases from MongoDB: pages oldest first, all-time count and total.",

@@ -67,7 +67,11 @@ def _get_session() -> requests.Session:
 
 def user_purchases_fetch(*, userid: str, params: dict[str, str], token: str) -> tuple[int, dict]:
     """Ask the ledger for one page of a user's purchases: (status, body), money as Decimal."""
-    url = f"{settings.LEDGER_API_URL.rstrip('/')}/purchases/{quote(userid, safe='')}"
+    return _get(f"/purchases/{quote(userid, safe='')}", params, token)
+
+
+def _get(path: str, params: dict[str, str], token: str) -> tuple[int, dict]:
+    url = f"{settings.LEDGER_API_URL.rstrip('/')}{path}"
     # The ledger verifies the customer's token again (defence in depth).
     headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
     if rid := request_id.get():
@@ -100,3 +104,8 @@ def user_purchases_fetch(*, userid: str, params: dict[str, str], token: str) -> 
         LEDGER_ERRORS.labels("bad_response").inc()
         raise LedgerUnavailable("ledger answered with something other than a JSON object")
     return response.status_code, body
+
+
+def user_spending_fetch(*, userid: str, token: str, params: dict[str, str] | None = None) -> tuple[int, dict]:
+    """Ask the ledger for a user's spending per month: (status, body), money as Decimal."""
+    return _get(f"/spending/{quote(userid, safe='')}", params or {}, token)

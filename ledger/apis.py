@@ -2,6 +2,9 @@
 
 import logging
 
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import cache_control
+from django.views.decorators.vary import vary_on_headers
 from drf_spectacular.utils import extend_schema, inline_serializer
 from pymongo.errors import PyMongoError
 from rest_framework import serializers
@@ -11,10 +14,13 @@ from rest_framework.views import APIView
 
 from ledger import db, selectors
 from purchases_project import identity
-from purchases_project.api_docs import FORBIDDEN_READ, user_purchases_schema
-from purchases_project.paging import read_params_validate
+from purchases_project.api_docs import FORBIDDEN_READ, user_purchases_schema, user_spending_schema
+from purchases_project.paging import read_params_validate, spending_params_validate
 
 logger = logging.getLogger(__name__)
+
+# A customer's own figures: no cache may keep them, nor hand them to another caller.
+PRIVATE = [cache_control(no_store=True), vary_on_headers("Authorization", "Cookie")]
 
 
 def database_unavailable(exc: Exception) -> Response:
@@ -23,7 +29,7 @@ def database_unavailable(exc: Exception) -> Response:
 
 
 class UserPurchaseListApi(APIView):
-    """One page of a user's purchases, oldest first, with the user's all-time count and total.
+    """One page of a user's purchases, oldest (or newest) first, with the user's all-time count and total.
 
     The storefront forwards the customer's token; the ledger verifies it with the same rules.
     """
@@ -36,14 +42,16 @@ class UserPurchaseListApi(APIView):
         page_args = read_params_validate(userid=userid, query_params=request.query_params)
         if not identity.principal(request).may_read(userid):
             return Response({"error": FORBIDDEN_READ}, status=403)
+        cursor = page_args.get("cursor")
         try:
             count, total = selectors.user_summary_get(userid=userid)
             page = selectors.user_purchases_page(
                 userid=userid,
                 limit=page_args["limit"],
-                after=page_args.get("cursor"),
+                after=(cursor.timestamp, cursor.purchase_id) if cursor else None,
                 since=page_args.get("since"),
                 until=page_args.get("until"),
+                order=page_args["order"],
             )
         except PyMongoError as exc:
             return database_unavailable(exc)
@@ -51,6 +59,8 @@ class UserPurchaseListApi(APIView):
         if page.next_cursor:
             query = request.query_params.copy()
             query["cursor"] = page.next_cursor
+            if "order" in query:
+                query["order"] = page_args["order"]  # the cursor's, which it keeps
             next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
         # The page is already in the output's shape; a serializer pass over up to
         # 1,000 rows would only cost time (UserPurchasesOutput documents it).
@@ -61,6 +71,33 @@ class UserPurchaseListApi(APIView):
                 "count": count,
                 "total_spent": total,
                 "next": next_url,
+            }
+        )
+
+
+@method_decorator(PRIVATE, name="dispatch")
+class UserSpendingApi(APIView):
+    """A user's spending per month (UTC), oldest first, from the per-month totals the consumer keeps."""
+
+    authentication_classes = [identity.SessionTokenAuthentication, identity.BearerTokenAuthentication]
+
+    @user_spending_schema(unavailable="MongoDB is unavailable")
+    def get(self, request: Request, userid: str) -> Response:
+        window = spending_params_validate(userid=userid, query_params=request.query_params)
+        if not identity.principal(request).may_read(userid):
+            return Response({"error": FORBIDDEN_READ}, status=403)
+        try:
+            spending = selectors.user_spending_get(
+                userid=userid, since=window.get("since"), until=window.get("until")
+            )
+        except PyMongoError as exc:
+            return database_unavailable(exc)
+        return Response(
+            {
+                "userid": userid,
+                "months": spending.months,
+                "count": spending.count,
+                "total_spent": spending.total,
             }
         )
 

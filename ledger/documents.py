@@ -9,6 +9,11 @@ BSON date, keeps the microseconds.
 `UserSummary`: per-user count and total, updated by the consumer in the same
 transaction as the purchases it newly stores, so it never drifts from them.
 
+`MonthlyTotal`: per user and calendar month (UTC, `YYYY-MM`), the count and total
+of the purchases in it, updated in the same transaction as the summary, so the
+months always add up to it; a unique index (userid, month) serves "one user's
+months, oldest first" and keeps one document per pair.
+
 `DeadLetterMark`: per consumer group and partition with an open run of invalid
 events, the offset below which that run is already dead-lettered. Offsets stay
 committed at the run's first event until the run ends, so a restarted consumer
@@ -23,6 +28,7 @@ from mongoengine import Document, IntField, StringField
 from mongoengine.fields import Decimal128Field
 
 PAGE_INDEX = "userid_timestamp_purchase_id"
+MONTH_INDEX = "userid_month"
 
 
 class Purchase(Document):
@@ -45,6 +51,27 @@ class UserSummary(Document):
     total = Decimal128Field(required=True, precision=2)
 
     meta = {"collection": f"{settings.MONGODB_COLLECTION}_user_summaries"}
+
+
+class MonthlyTotal(Document):
+    userid = StringField(required=True)
+    month = StringField(required=True)
+    count = IntField(required=True, default=0)
+    total = Decimal128Field(required=True, precision=2)
+
+    meta = {
+        "collection": f"{settings.MONGODB_COLLECTION}_monthly",
+        "indexes": [{"fields": ["userid", "month"], "unique": True, "name": MONTH_INDEX}],
+        # Created by ensure_indexes only: the consumer first touches this collection inside its
+        # transaction, where a createIndexes of its own would conflict with the transaction.
+        "auto_create_index": False,
+        "auto_create_index_on_save": False,
+    }
+
+    @staticmethod
+    def month_of(timestamp: str) -> str:
+        """The UTC month of a stored timestamp (fixed-width ISO 8601 text, so its first 7 characters)."""
+        return timestamp[:7]
 
 
 class DeadLetterMark(Document):

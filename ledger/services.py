@@ -1,4 +1,4 @@
-"""Writes: store a batch of purchase events exactly once, with the users' summaries."""
+"""Writes: store a batch of purchase events exactly once, with the users' summaries and monthly totals."""
 
 import logging
 from collections import defaultdict
@@ -15,7 +15,7 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from ledger import db
-from ledger.documents import DeadLetterMark, Purchase, UserSummary
+from ledger.documents import DeadLetterMark, MonthlyTotal, Purchase, UserSummary
 from purchases_project.events import PurchaseEvent
 
 ABORT_TIMEOUT_S = 2.0
@@ -95,6 +95,7 @@ def purchases_record(
                     [documents[event.purchase_id] for event in new], ordered=True, session=session
                 )
                 _summaries_add(new, session)
+                _monthly_totals_add(new, session)
             if marks:
                 _marks_write(marks, session)
     return RecordResult(
@@ -143,6 +144,28 @@ def _summaries_add(new: list[PurchaseEvent], session) -> None:
     )
 
 
+def _monthly_totals_add(new: list[PurchaseEvent], session) -> None:
+    """Add the newly stored purchases to their users' months, as `_summaries_add` to the summaries."""
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for event in new:
+        key = (event.userid, MonthlyTotal.month_of(event.timestamp))
+        counts[key] += 1
+        totals[key] += event.price
+    MonthlyTotal._get_collection().bulk_write(
+        [
+            UpdateOne(
+                {"userid": userid, "month": month},
+                {"$inc": {"count": counts[userid, month], "total": Decimal128(totals[userid, month])}},
+                upsert=True,
+            )
+            for userid, month in counts
+        ],
+        ordered=False,
+        session=session,
+    )
+
+
 def _marks_write(marks: dict[str, int | None], session) -> None:
     requests: list[DeleteOne | ReplaceOne[Any]] = []
     for key, next_offset in marks.items():
@@ -159,3 +182,4 @@ def indexes_ensure() -> None:
     db.connect()
     Purchase.ensure_indexes()
     UserSummary.ensure_indexes()
+    MonthlyTotal.ensure_indexes()

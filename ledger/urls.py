@@ -7,12 +7,16 @@ from purchases_project.web.urls import signin_urlpatterns
 
 urlpatterns = [
     path("purchases/<str:userid>", apis.UserPurchaseListApi.as_view(), name="ledger-purchases"),
+    path("spending/<str:userid>", apis.UserSpendingApi.as_view(), name="ledger-spending"),
     path("health", apis.HealthApi.as_view(), name="ledger-health"),
     path("", ServiceHome.as_view(), name="ledger-home"),
     *signin_urlpatterns,
     *docs_urlpatterns(
         title="Purchase ledger (internal)",
-        description="A user's purchases from MongoDB: pages oldest first, all-time count and total.",
+        description=(
+            "A user's purchases from MongoDB: pages oldest or newest first, all-time count and "
+            "total; their spending per month."
+        ),
     ),
 ]
 

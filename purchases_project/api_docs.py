@@ -8,7 +8,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import serializers
 
-from purchases_project.paging import PageParams
+from purchases_project.paging import PageParams, SpendingParams
 from purchases_project.rules import USERID_SCHEMA
 
 
@@ -36,6 +36,21 @@ class UserPurchasesOutput(serializers.Serializer):
     next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last")
 
 
+class MonthOutput(serializers.Serializer):
+    month = serializers.CharField(help_text="YYYY-MM, UTC")
+    count = serializers.IntegerField(min_value=1)
+    total = serializers.DecimalField(max_digits=20, decimal_places=2, coerce_to_string=False)
+
+
+class UserSpendingOutput(serializers.Serializer):
+    userid = serializers.CharField()
+    months = MonthOutput(many=True, help_text="Months with purchases, oldest first, within since/until")
+    count = serializers.IntegerField(help_text="All of the user's purchases, whatever since/until")
+    total_spent = serializers.DecimalField(
+        max_digits=20, decimal_places=2, coerce_to_string=False, help_text="All-time, exact"
+    )
+
+
 def error(description: str) -> OpenApiResponse:
     return OpenApiResponse(Error, description=description)
 
@@ -52,10 +67,19 @@ UNAUTHORIZED = "No bearer token, or one that fails verification (see WWW-Authent
 
 def user_purchases_schema(*, unavailable: str, **more: OpenApiResponse):
     """The read endpoint's documentation, the same on both services but for its failures."""
+    return _read_schema(PageParams, UserPurchasesOutput, unavailable, more)
+
+
+def user_spending_schema(*, unavailable: str, **more: OpenApiResponse):
+    """The spending endpoint's documentation, the same on both services but for its failures."""
+    return _read_schema(SpendingParams, UserSpendingOutput, unavailable, more)
+
+
+def _read_schema(params, output, unavailable: str, more: dict[str, OpenApiResponse]):
     return extend_schema(
-        parameters=[PageParams, USERID, REQUEST_ID],
+        parameters=[params, USERID, REQUEST_ID],
         responses={
-            200: UserPurchasesOutput,
+            200: output,
             400: error("Bad parameters"),
             401: error(UNAUTHORIZED),
             403: error(FORBIDDEN_READ),

@@ -13,7 +13,10 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
 from django.views import View
+from django.views.decorators.cache import cache_control
+from django.views.decorators.vary import vary_on_headers
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -21,9 +24,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from purchases_project import identity, jsonutil
-from purchases_project.api_docs import FORBIDDEN_READ, error, user_purchases_schema
+from purchases_project.api_docs import FORBIDDEN_READ, error, user_purchases_schema, user_spending_schema
 from purchases_project.errors import json_error, json_response
-from purchases_project.paging import read_params_validate
+from purchases_project.paging import read_params_validate, spending_params_validate
 from purchases_project.rules import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     InvalidPurchase,
@@ -39,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/json",)
 FORBIDDEN_BUY = "A purchase may only be recorded for the authenticated customer's own userid"
+# A customer's own figures: no cache may keep them, nor hand them to another caller.
+PRIVATE = [cache_control(no_store=True), vary_on_headers("Authorization", "Cookie")]
 
 
 def _is_json(content_type: str) -> bool:
@@ -149,6 +154,34 @@ class UserPurchaseListApi(APIView):
             # On the public origin when one is configured, never on whatever Host was sent.
             public = settings.PUBLIC_BASE_URL
             body["next"] = f"{public}{page}" if public else request.build_absolute_uri(page)
+        return Response(body, status=status)
+
+
+@method_decorator(PRIVATE, name="dispatch")
+class UserSpendingApi(APIView):
+    """A user's spending per month, from the ledger."""
+
+    authentication_classes = [identity.SessionTokenAuthentication, identity.BearerTokenAuthentication]
+
+    @user_spending_schema(
+        unavailable="The ledger (or its database) is unavailable",
+        status_504=error("The ledger did not answer in time"),
+    )
+    def get(self, request: Request, userid: str) -> Response:
+        spending_params_validate(userid=userid, query_params=request.query_params)
+        principal = identity.principal(request)
+        if not principal.may_read(userid):
+            return Response({"error": FORBIDDEN_READ}, status=403)
+        try:
+            status, body = ledger_client.user_spending_fetch(
+                userid=userid,
+                params={k: v for k, v in request.query_params.dict().items() if k in ("since", "until")},
+                token=principal.token,
+            )
+        except ledger_client.LedgerTimeout:
+            return Response({"error": "The ledger did not answer in time"}, status=504)
+        except ledger_client.LedgerUnavailable:
+            return Response({"error": "The ledger is unavailable"}, status=503)
         return Response(body, status=status)
 
 

@@ -67,10 +67,16 @@ def _get_session() -> requests.Session:
 
 def user_purchases_fetch(*, userid: str, params: dict[str, str], token: str) -> tuple[int, dict]:
     """Ask the ledger for one page of a user's purchases: (status, body), money as Decimal."""
-    return _get(f"/purchases/{quote(userid, safe='')}", params, token)
+    return ledger_get(path=f"/purchases/{quote(userid, safe='')}", params=params, token=token)
 
 
-def _get(path: str, params: dict[str, str], token: str) -> tuple[int, dict]:
+def user_spending_fetch(*, userid: str, params: dict[str, str], token: str) -> tuple[int, dict]:
+    """Ask the ledger for a user's spending per month: (status, body), money as Decimal."""
+    return ledger_get(path=f"/spending/{quote(userid, safe='')}", params=params, token=token)
+
+
+def ledger_get(*, path: str, params: dict[str, str], token: str) -> tuple[int, dict]:
+    """GET one of the ledger's read endpoints with the customer's token: (status, JSON body)."""
     url = f"{settings.LEDGER_API_URL.rstrip('/')}{path}"
     # The ledger verifies the customer's token again (defence in depth).
     headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
@@ -104,8 +110,3 @@ def _get(path: str, params: dict[str, str], token: str) -> tuple[int, dict]:
         LEDGER_ERRORS.labels("bad_response").inc()
         raise LedgerUnavailable("ledger answered with something other than a JSON object")
     return response.status_code, body
-
-
-def user_spending_fetch(*, userid: str, token: str, params: dict[str, str] | None = None) -> tuple[int, dict]:
-    """Ask the ledger for a user's spending per month: (status, body), money as Decimal."""
-    return _get(f"/spending/{quote(userid, safe='')}", params or {}, token)

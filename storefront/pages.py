@@ -106,7 +106,9 @@ class CustomerPage(View):
             if not recorded or history is None or listed or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
-        spending, spending_error = _ledger(ledger_client.user_spending_fetch, userid=userid, token=who.token)
+        spending, spending_error = _ledger(
+            ledger_client.user_spending_fetch, userid=userid, params={}, token=who.token
+        )
         next_cursor = _cursor(history["next"]) if history else None
         base = {"userid": userid} if not own else {}
         context = {

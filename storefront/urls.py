@@ -9,15 +9,16 @@ urlpatterns = [
     # Bearer tokens only: no session, so no CSRF token either.
     path("buy", csrf_exempt(apis.PurchaseCreateApi.as_view()), name="purchase-create"),
     path("getAllUserBuys/<str:userid>", apis.UserPurchaseListApi.as_view(), name="user-purchases"),
+    path("getSpending/<str:userid>", apis.UserSpendingApi.as_view(), name="user-spending"),
     path("health", apis.HealthApi.as_view(), name="storefront-health"),
     path("", pages.CustomerPage.as_view(), name="customer-page"),
     *signin_urlpatterns,
     *docs_urlpatterns(
         title="Purchase storefront",
         description=(
-            "Record purchases and read a user's purchases. Every request carries a bearer token "
-            "(JWT) from the OpenID Connect issuer: customers record and read their own purchases; "
-            "the scope purchases:read-all reads anyone's. Use Authorize to set a token."
+            "Record purchases; read a user's purchases and spending per month. Every request carries "
+            "a bearer token (JWT) from the OpenID Connect issuer: customers record and read their "
+            "own purchases; the scope purchases:read-all reads anyone's. Use Authorize to set a token."
         ),
         hooks=("storefront.schema.add_purchase_create",),
     ),

@@ -113,6 +113,19 @@ def test_browsable_page_renders_html(client, live_settings, userid):
     assert b"<html" in response.content and userid.encode() in response.content
 
 
+def assert_answered_from_the_page_index(query: dict, sort: list) -> None:
+    db.connect()
+    plan = Purchase._get_collection().find(query).sort(sort).limit(11).explain()
+    stages = []
+    stage = plan["queryPlanner"]["winningPlan"]
+    while stage:
+        stages.append(stage)
+        stage = stage.get("inputStage")
+    assert stages[-1]["stage"] == "IXSCAN", (query, stages)
+    assert stages[-1]["indexName"] == PAGE_INDEX
+    assert not any(s["stage"] == "COLLSCAN" for s in stages)
+
+
 def test_page_queries_are_answered_from_the_page_index(live_settings, userid):
     record(userid, "1", "2")
     after = ("2026-01-01T00:00:00.000000Z", "6f1c0c52-1d7d-4a8e-9d36-0d8c2b7c7a10")
@@ -125,17 +138,8 @@ def test_page_queries_are_answered_from_the_page_index(live_settings, userid):
     ]
     first_page = selectors.page_queries(userid=userid, after=None, since=None, until=None)
     assert first_page == [{"userid": userid}]
-    db.connect()
     for query in [*queries, *first_page]:
-        plan = Purchase._get_collection().find(query).sort(selectors.SORT).limit(11).explain()
-        stages = []
-        stage = plan["queryPlanner"]["winningPlan"]
-        while stage:
-            stages.append(stage)
-            stage = stage.get("inputStage")
-        assert stages[-1]["stage"] == "IXSCAN", (query, stages)
-        assert stages[-1]["indexName"] == PAGE_INDEX
-        assert not any(s["stage"] == "COLLSCAN" for s in stages)
+        assert_answered_from_the_page_index(query, selectors.SORT)
 
 
 def test_windows_and_cursors_combine():
@@ -221,3 +225,93 @@ def test_the_ledger_refuses_a_request_without_a_token():
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Bearer realm="purchases"'
     assert response.json() == {"error": "A bearer token is required"}
+
+
+def test_newest_first_pages_cover_every_purchase_once(client, live_settings, userid):
+    events = record(userid, *(["1.01"] * 25))
+    moment = "2026-03-01T12:00:00.000000Z"  # ties on the timestamp page by purchase_id, backwards
+    ties = [
+        PurchaseEvent(
+            purchase_id=str(uuid.uuid4()), username="t", userid=userid, price=Decimal(1), timestamp=moment
+        )
+        for _ in range(5)
+    ]
+    services.purchases_record(events=ties)
+    everything = sorted([*events, *ties], key=lambda e: (e.timestamp, e.purchase_id), reverse=True)
+    seen, url, pages = [], f"/purchases/{userid}?limit=4&order=desc", 0
+    while url:
+        body = client.get(url).json()
+        assert (body["count"], Decimal(str(body["total_spent"]))) == (30, Decimal("30.25"))
+        seen += [p["purchase_id"] for p in body["purchases"]]
+        url, pages = body["next"], pages + 1
+        if url:
+            assert "order=desc" in url and url.split("cursor=")[1].endswith("_desc")
+    assert pages == 8
+    assert seen == [e.purchase_id for e in everything]
+
+
+def test_a_cursor_keeps_its_order_whatever_order_says(client, live_settings, userid):
+    events = record(userid, "1", "2", "3", "4")
+    first = client.get(f"/purchases/{userid}?limit=2&order=desc").json()
+    cursor = first["next"].split("cursor=")[1]
+    # The newest-first cursor sent with order=asc: still newest first, and its next link says so.
+    rest = client.get(f"/purchases/{userid}", {"limit": 1, "order": "asc", "cursor": cursor}).json()
+    assert [p["purchase_id"] for p in rest["purchases"]] == [events[1].purchase_id]
+    assert "order=desc" in rest["next"]
+    # And the other way round.
+    first = client.get(f"/purchases/{userid}?limit=2").json()
+    cursor = first["next"].split("cursor=")[1]
+    rest = client.get(f"/purchases/{userid}", {"order": "desc", "cursor": cursor}).json()
+    assert [p["purchase_id"] for p in rest["purchases"]] == [e.purchase_id for e in events[2:]]
+
+
+def test_newest_first_within_since_and_until(client, live_settings, userid):
+    events = record(userid, "1", "2", "3", "4")
+    window = {"since": events[1].timestamp, "until": events[3].timestamp, "order": "desc", "limit": 1}
+    body = client.get(f"/purchases/{userid}", window).json()
+    assert [p["purchase_id"] for p in body["purchases"]] == [events[2].purchase_id]
+    body = client.get(body["next"]).json()
+    assert [p["purchase_id"] for p in body["purchases"]] == [events[1].purchase_id]
+    assert body["next"] is None
+
+
+@pytest.mark.parametrize("query", ["order=", "order=DESC", "order=newest", "order=asc%20"])
+def test_an_unknown_order_is_400(client, live_settings, query):
+    response = client.get(f"/purchases/anyone?{query}")
+    assert response.status_code == 400
+    assert response.json()["error"] == "order: must be asc (oldest first) or desc (newest first)"
+
+
+def test_newest_first_page_queries_are_answered_from_the_page_index(live_settings, userid):
+    record(userid, "1", "2")
+    after = ("2026-01-01T00:00:00.000000Z", "6f1c0c52-1d7d-4a8e-9d36-0d8c2b7c7a10")
+    since = "2000-01-01T00:00:00.000000Z"
+    queries = selectors.page_queries(userid=userid, after=after, since=since, until=None, order="desc")
+    # Equality on userid, then ranges on the index's next fields, walked backwards.
+    assert queries == [
+        {"userid": userid, "timestamp": after[0], "purchase_id": {"$lt": after[1]}},
+        {"userid": userid, "timestamp": {"$gte": since, "$lt": after[0]}},
+    ]
+    assert selectors.SORTS["desc"] == [("timestamp", -1), ("purchase_id", -1)]
+    first_page = selectors.page_queries(userid=userid, after=None, since=None, until=None, order="desc")
+    assert first_page == [{"userid": userid}]
+    for query in [*queries, *first_page]:
+        assert_answered_from_the_page_index(query, selectors.SORTS["desc"])
+
+
+def test_newest_first_windows_and_cursors_combine():
+    ts = "2026-05-01T00:00:00.000000Z"
+    before, later = "2026-01-01T00:00:00.000000Z", "2026-09-01T00:00:00.000000Z"
+
+    def queries(after, since, until):
+        return selectors.page_queries(userid="u", after=after, since=since, until=until, order="desc")
+
+    # A cursor inside the window: the rest of its timestamp, then earlier ones down to the start.
+    assert queries((ts, "x"), before, later) == [
+        {"userid": "u", "timestamp": ts, "purchase_id": {"$lt": "x"}},
+        {"userid": "u", "timestamp": {"$gte": before, "$lt": ts}},
+    ]
+    # A cursor after the window: the window from its end.
+    assert queries((later, "x"), None, ts) == [{"userid": "u", "timestamp": {"$lt": ts}}]
+    # A cursor before the window's start: nothing of its timestamp.
+    assert queries((before, "x"), ts, None) == [{"userid": "u", "timestamp": {"$gte": ts, "$lt": before}}]

@@ -7,7 +7,7 @@ import pymongo
 import pytest
 
 from ledger import db, selectors, services
-from ledger.tests.helpers import summaries_match_purchases
+from ledger.tests.helpers import monthly_totals_match_summaries, summaries_match_purchases
 from purchases_project.events import PurchaseEvent
 
 
@@ -33,6 +33,10 @@ def test_record_stores_new_events_and_counts_them_once(database, userid):
     assert selectors.user_summary_get(userid=userid) == (4, Decimal("87.50"))
     assert database["purchases"].count_documents({"userid": userid}) == 4
     assert not summaries_match_purchases(database)
+    spending = selectors.user_spending_get(userid=userid)
+    assert (spending.count, spending.total) == (4, Decimal("87.50"))
+    assert sum(month["count"] for month in spending.months) == 4
+    assert not monthly_totals_match_summaries(database)
 
 
 def test_the_first_of_two_events_with_one_purchase_id_wins(database, userid):
@@ -52,6 +56,8 @@ def test_totals_stay_exact_far_beyond_float_precision(database, userid):
     count, total = selectors.user_summary_get(userid=userid)
     assert (count, total) == (201, Decimal("199999999998.01"))
     assert not summaries_match_purchases(database)
+    assert selectors.user_spending_get(userid=userid).total == Decimal("199999999998.01")
+    assert not monthly_totals_match_summaries(database)
 
 
 def test_purchases_have_a_unique_purchase_id_index(database):
@@ -64,6 +70,8 @@ def test_purchases_have_a_unique_purchase_id_index(database):
         ("timestamp", 1),
         ("purchase_id", 1),
     ]
+    monthly = database["purchases_monthly"].index_information()["userid_month"]
+    assert (monthly["key"], monthly["unique"]) == ([("userid", 1), ("month", 1)], True)
 
 
 def test_a_failed_attempt_leaves_no_transaction_holding_the_summaries(database, userid):

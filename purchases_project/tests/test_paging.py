@@ -8,10 +8,14 @@ from hypothesis import strategies as st
 from purchases_project.paging import (
     CURSOR_PATTERN,
     LIMIT_PATTERN,
+    MONTH_PATTERN,
+    Cursor,
     PageParams,
+    SpendingParams,
     cursor_decode,
     cursor_encode,
     parse_moment,
+    read_params_validate,
 )
 from purchases_project.tests.test_rules import accepts
 
@@ -66,11 +70,78 @@ def test_moments_become_the_stored_utc_text_clamped_to_years_1_to_9999(text, exp
     assert parse_moment(text) == expected
 
 
-@given(st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\Z"), st.uuids())
-def test_cursors_round_trip_and_match_their_pattern(timestamp, purchase_id):
-    cursor = cursor_encode(timestamp, str(purchase_id))
+@given(
+    st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\Z"),
+    st.uuids(),
+    st.sampled_from(["asc", "desc"]),
+)
+def test_cursors_round_trip_with_their_order_and_match_their_pattern(timestamp, purchase_id, order):
+    cursor = cursor_encode(timestamp, str(purchase_id), order)
     assert jsonschema_rs.validator_for({"type": "string", "pattern": CURSOR_PATTERN}).is_valid(cursor)
-    assert cursor_decode(cursor) == (timestamp, str(purchase_id))
+    assert cursor_decode(cursor) == Cursor(timestamp, str(purchase_id), order)
+
+
+def test_ascending_cursors_keep_the_shape_they_had_before_there_was_an_order():
+    purchase_id = "6f1c0c52-1d7d-4a8e-9d36-0d8c2b7c7a10"
+    assert cursor_encode("2026-01-15T10:30:00.123456Z", purchase_id) == f"20260115103000123456_{purchase_id}"
+    assert cursor_encode("2026-01-15T10:30:00.123456Z", purchase_id, "desc").endswith(f"{purchase_id}_desc")
+
+
+@pytest.mark.parametrize(
+    ("query", "order"),
+    [
+        ({}, "asc"),
+        ({"order": "desc"}, "desc"),
+        # A cursor keeps the order it was issued for, whatever `order` says.
+        (
+            {
+                "order": "asc",
+                "cursor": cursor_encode(
+                    "2026-01-15T10:30:00.123456Z", "6f1c0c52-1d7d-4a8e-9d36-0d8c2b7c7a10", "desc"
+                ),
+            },
+            "desc",
+        ),
+        (
+            {
+                "order": "desc",
+                "cursor": cursor_encode(
+                    "2026-01-15T10:30:00.123456Z", "6f1c0c52-1d7d-4a8e-9d36-0d8c2b7c7a10"
+                ),
+            },
+            "asc",
+        ),
+    ],
+)
+def test_the_order_read_is_the_cursors_when_there_is_one(query, order):
+    assert read_params_validate(userid="u", query_params=query)["order"] == order
+
+
+@given(st.text(max_size=6))
+@example("asc")
+@example("desc")
+@example("")
+@example("ASC")
+@example("desc ")
+def test_orders_are_accepted_exactly_when_the_schema_admits_them(text):
+    assert PageParams(data={"order": text}).is_valid() == (text in ("asc", "desc"))
+
+
+@given(st.from_regex(r"\A[0-9]{4}-[0-9]{2}\Z") | st.text(alphabet="0123456789-", max_size=9))
+@example("2026-11")
+@example("2026-00")
+@example("2026-13")
+@example("0000-01")
+@example("2026-1")
+@example("2026-11\n")
+@example("")
+def test_months_are_accepted_exactly_when_the_schema_admits_them(text):
+    admitted = jsonschema_rs.validator_for({"type": "string", "pattern": MONTH_PATTERN}).is_valid(text)
+    for name in ("since", "until"):
+        params = SpendingParams(data={name: text})
+        assert params.is_valid() == admitted, params.errors
+        if admitted:
+            assert params.validated_data[name] == text
 
 
 @given(st.text(max_size=80))

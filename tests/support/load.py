@@ -11,7 +11,7 @@ from decimal import Decimal
 import requests
 
 from devstack.stack import Stack, wait_until
-from ledger.tests.helpers import summaries_match_purchases
+from ledger.tests.helpers import monthly_totals_match_summaries, summaries_match_purchases
 from tests.support.http import Client
 
 
@@ -99,7 +99,8 @@ class Load:
 def assert_stored_exactly_once(
     stack: Stack, accepted: dict[str, tuple[str, Decimal]], timeout: float = 90
 ) -> None:
-    """Every accepted purchase is in MongoDB once, with its price, and no summary drifts."""
+    """Every accepted purchase is in MongoDB once, with its price, no summary drifts, and every
+    user's months add up to their summary."""
     assert accepted, "the load had no accepted purchase"
     ids = list(accepted)
     with stack.mongo() as client:
@@ -123,3 +124,4 @@ def assert_stored_exactly_once(
         for doc in purchases.find({"purchase_id": {"$in": ids[:200]}}):
             assert (doc["userid"], doc["price"].to_decimal()) == accepted[doc["purchase_id"]]
         assert summaries_match_purchases(database) == {}
+        assert monthly_totals_match_summaries(database) == {}

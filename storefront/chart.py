@@ -18,6 +18,7 @@ HEIGHT = 220
 TOP = 20  # room for the amount above the tallest bar
 BOTTOM = 30  # room for the month under the axis
 LEFT = 10
+MAX_BAR_WIDTH = 60
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,6 @@ class Bar:
     @property
     def centre(self) -> float:
         return self.x + self.width / 2
-
-    @property
-    def label(self) -> str:
-        return self.month[2:] if self.month else ""
 
 
 def _month_index(month: str) -> int:
@@ -63,14 +60,15 @@ def month_bars(months: list[dict], shown: int = MONTHS_SHOWN) -> list[Bar]:
     for i, total in zip(span, totals, strict=True):
         name = _month_name(i)
         height = float(total / top) * usable
+        width = min(slot * 0.7, MAX_BAR_WIDTH)
         bars.append(
             Bar(
                 month=name,
                 count=int(by_month.get(name, {}).get("count", 0)),
                 total=total,
-                x=LEFT + (i - first) * slot + slot * 0.15,
+                x=LEFT + (i - first) * slot + (slot - width) / 2,
                 y=TOP + usable - height,
-                width=slot * 0.7,
+                width=width,
                 height=height,
             )
         )

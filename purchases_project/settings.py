@@ -44,9 +44,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "purchases_project.middleware.RequestIdMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
+    # Django's sessions and CSRF, except on /buy (bearer tokens only, the hot path).
+    "purchases_project.web.middleware.BrowserSessionMiddleware",
     "purchases_project.middleware.JsonErrorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "purchases_project.middleware.HtmlContentSecurityPolicy",

@@ -11,8 +11,9 @@ transaction as the purchases it newly stores, so it never drifts from them.
 
 `MonthlyTotal`: per user and calendar month (UTC, `YYYY-MM`), the count and total
 of the purchases in it, updated in the same transaction as the summary, so the
-months always add up to it; a unique index (userid, month) serves "one user's
-months, oldest first" and keeps one document per pair.
+months always add up to it. Its `_id` is made of the pair, so upserts keep one
+document per pair even before the unique index (userid, month) exists; that
+index serves "one user's months, oldest first".
 
 `DeadLetterMark`: per consumer group and partition with an open run of invalid
 events, the offset below which that run is already dead-lettered. Offsets stay
@@ -54,6 +55,7 @@ class UserSummary(Document):
 
 
 class MonthlyTotal(Document):
+    key = StringField(primary_key=True)  # "<userid>|<month>"
     userid = StringField(required=True)
     month = StringField(required=True)
     count = IntField(required=True, default=0)
@@ -67,6 +69,10 @@ class MonthlyTotal(Document):
         "auto_create_index": False,
         "auto_create_index_on_save": False,
     }
+
+    @staticmethod
+    def key_for(userid: str, month: str) -> str:
+        return f"{userid}|{month}"
 
     @staticmethod
     def month_of(timestamp: str) -> str:

@@ -75,23 +75,28 @@ def _user_months_rebuild(userid: str, session) -> tuple[int, int]:
         },
     ]
     wanted = {
-        row["_id"]: (row["count"], row["total"].to_decimal())
+        MonthlyTotal.key_for(userid, row["_id"]): MonthlyTotal(
+            key=MonthlyTotal.key_for(userid, row["_id"]),
+            userid=userid,
+            month=row["_id"],
+            count=row["count"],
+            total=row["total"].to_decimal(),
+        )
         for row in Purchase._get_collection().aggregate(by_month, session=session)
     }
     monthly = MonthlyTotal._get_collection()
+    # By _id: a document of the user's under any other _id (one made by hand, say) is stale.
     kept = {
-        doc["month"]: (doc["count"], doc["total"].to_decimal())
+        doc["_id"]: (doc["count"], doc["total"].to_decimal())
         for doc in monthly.find({"userid": userid}, session=session)
     }
     requests: list[DeleteOne | ReplaceOne[Any]] = []
-    for month, (count, total) in wanted.items():
-        if kept.get(month) != (count, total):
-            document = MonthlyTotal(userid=userid, month=month, count=count, total=total)
+    for key, document in wanted.items():
+        if kept.get(key) != (document.count, document.total):
             document.validate()
-            key = {"userid": userid, "month": month}
-            requests.append(ReplaceOne(key, document.to_mongo().to_dict(), upsert=True))
-    stale = [month for month in kept if month not in wanted]
-    requests += [DeleteOne({"userid": userid, "month": month}) for month in stale]
+            requests.append(ReplaceOne({"_id": key}, document.to_mongo().to_dict(), upsert=True))
+    stale = [key for key in kept if key not in wanted]
+    requests += [DeleteOne({"_id": key}) for key in stale]
     if requests:
         monthly.bulk_write(requests, ordered=True, session=session)
     return len(requests) - len(stale), len(stale)

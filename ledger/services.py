@@ -155,8 +155,11 @@ def _monthly_totals_add(new: list[PurchaseEvent], session) -> None:
     MonthlyTotal._get_collection().bulk_write(
         [
             UpdateOne(
-                {"userid": userid, "month": month},
-                {"$inc": {"count": counts[userid, month], "total": Decimal128(totals[userid, month])}},
+                {"_id": MonthlyTotal.key_for(userid, month)},
+                {
+                    "$setOnInsert": {"userid": userid, "month": month},
+                    "$inc": {"count": counts[userid, month], "total": Decimal128(totals[userid, month])},
+                },
                 upsert=True,
             )
             for userid, month in counts

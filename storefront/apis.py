@@ -8,6 +8,7 @@ pass-through to the ledger, so it browses in a browser too.
 """
 
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -123,31 +124,38 @@ class PurchaseCreateApi(View):
         )
 
 
+LEDGER_UNAVAILABLE = "The ledger (or its database) is unavailable"
+LEDGER_TOO_SLOW = error("The ledger did not answer in time")
+
+
+def _ledger_answer(fetch: Callable[..., tuple[int, dict]], **call) -> tuple[int, dict]:
+    """The ledger's (status, body), or the storefront's own when the ledger fails to answer."""
+    try:
+        return fetch(**call)
+    except ledger_client.LedgerTimeout:
+        return 504, {"error": "The ledger did not answer in time"}
+    except ledger_client.LedgerUnavailable:
+        return 503, {"error": "The ledger is unavailable"}
+
+
 class UserPurchaseListApi(APIView):
     """One page of a user's purchases, from the ledger; `next` points back at the storefront."""
 
     # A signed-in browser's session first; any Authorization header goes to the bearer check.
     authentication_classes = [identity.SessionTokenAuthentication, identity.BearerTokenAuthentication]
 
-    @user_purchases_schema(
-        unavailable="The ledger (or its database) is unavailable",
-        status_504=error("The ledger did not answer in time"),
-    )
+    @user_purchases_schema(unavailable=LEDGER_UNAVAILABLE, status_504=LEDGER_TOO_SLOW)
     def get(self, request: Request, userid: str) -> Response:
         read_params_validate(userid=userid, query_params=request.query_params)
         principal = identity.principal(request)
         if not principal.may_read(userid):
             return Response({"error": FORBIDDEN_READ}, status=403)
-        try:
-            status, body = ledger_client.user_purchases_fetch(
-                userid=userid,
-                params={k: v for k, v in request.query_params.dict().items() if k != "format"},
-                token=principal.token,
-            )
-        except ledger_client.LedgerTimeout:
-            return Response({"error": "The ledger did not answer in time"}, status=504)
-        except ledger_client.LedgerUnavailable:
-            return Response({"error": "The ledger is unavailable"}, status=503)
+        status, body = _ledger_answer(
+            ledger_client.user_purchases_fetch,
+            userid=userid,
+            params={k: v for k, v in request.query_params.dict().items() if k != "format"},
+            token=principal.token,
+        )
         if body.get("next"):
             query = urlsplit(body["next"]).query
             page = f"{request.path}?{query}"
@@ -163,25 +171,18 @@ class UserSpendingApi(APIView):
 
     authentication_classes = [identity.SessionTokenAuthentication, identity.BearerTokenAuthentication]
 
-    @user_spending_schema(
-        unavailable="The ledger (or its database) is unavailable",
-        status_504=error("The ledger did not answer in time"),
-    )
+    @user_spending_schema(unavailable=LEDGER_UNAVAILABLE, status_504=LEDGER_TOO_SLOW)
     def get(self, request: Request, userid: str) -> Response:
         spending_params_validate(userid=userid, query_params=request.query_params)
         principal = identity.principal(request)
         if not principal.may_read(userid):
             return Response({"error": FORBIDDEN_READ}, status=403)
-        try:
-            status, body = ledger_client.user_spending_fetch(
-                userid=userid,
-                params={k: v for k, v in request.query_params.dict().items() if k in ("since", "until")},
-                token=principal.token,
-            )
-        except ledger_client.LedgerTimeout:
-            return Response({"error": "The ledger did not answer in time"}, status=504)
-        except ledger_client.LedgerUnavailable:
-            return Response({"error": "The ledger is unavailable"}, status=503)
+        status, body = _ledger_answer(
+            ledger_client.user_spending_fetch,
+            userid=userid,
+            params={k: v for k, v in request.query_params.dict().items() if k in ("since", "until")},
+            token=principal.token,
+        )
         return Response(body, status=status)
 
 

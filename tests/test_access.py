@@ -72,13 +72,20 @@ def refused_tokens(stack, userid: str) -> dict[str, tuple[str | None, tuple]]:
     }
 
 
+# The read endpoints of each service: the same rules for each.
+READS = {
+    "storefront": ("/getAllUserBuys/{}", "/getSpending/{}"),
+    "ledger": ("/purchases/{}", "/spending/{}"),
+}
+
+
 @pytest.mark.parametrize("service", ["storefront", "ledger"])
 def test_every_refused_token_gets_its_exact_401(stack, userid, service):
     port = stack.ports.storefront if service == "storefront" else stack.ports.ledger
-    path = f"/getAllUserBuys/{userid}" if service == "storefront" else f"/purchases/{userid}"
     for case, (authorization, (status, challenge, message)) in refused_tokens(stack, userid).items():
-        got = request(port, "GET", path, authorization)
-        assert got == (status, challenge, {"error": message}), case
+        for path in READS[service]:
+            got = request(port, "GET", path.format(userid), authorization)
+            assert got == (status, challenge, {"error": message}), (case, path)
     # POST /buy checks the token before anything else, so even an empty body gets the 401.
     for case, (authorization, (status, challenge, message)) in refused_tokens(stack, userid).items():
         if service == "storefront":
@@ -91,13 +98,15 @@ def test_a_customer_buys_and_reads_for_themselves_only(stack, userid, bearer):
     mine = bearer(userid)["Authorization"]
     purchase = {"username": "ann", "userid": userid, "price": "3.50"}
     assert request(port, "POST", "/buy", mine, purchase)[0] == 201
-    assert request(port, "GET", f"/getAllUserBuys/{userid}", mine)[0] == 200
+    for path in READS["storefront"]:
+        assert request(port, "GET", path.format(userid), mine)[0] == 200
 
     other = f"{userid}-other"
     status, challenge, body = request(port, "POST", "/buy", mine, {**purchase, "userid": other})
     assert (status, challenge) == (403, None) and "error" in body
-    status, challenge, body = request(port, "GET", f"/getAllUserBuys/{other}", mine)
-    assert (status, challenge) == (403, None) and "error" in body
+    for path in READS["storefront"]:
+        status, challenge, body = request(port, "GET", path.format(other), mine)
+        assert (status, challenge) == (403, None) and "error" in body, path
     # The request itself is checked before ownership: a bad body is a 400 whoever sends it.
     status, _, body = request(port, "POST", "/buy", mine, {**purchase, "userid": other, "price": -1})
     assert (status, body) == (400, {"error": "Price cannot be negative"})
@@ -105,22 +114,22 @@ def test_a_customer_buys_and_reads_for_themselves_only(stack, userid, bearer):
 
 def test_support_staff_with_read_all_read_anyone_but_buy_for_no_one(stack, userid, bearer):
     support = bearer("support-1", scope=identity.READ_ALL_SCOPE)["Authorization"]
-    assert request(stack.ports.storefront, "GET", f"/getAllUserBuys/{userid}", support)[0] == 200
-    assert request(stack.ports.ledger, "GET", f"/purchases/{userid}", support)[0] == 200
+    for service, port in (("storefront", stack.ports.storefront), ("ledger", stack.ports.ledger)):
+        for path in READS[service]:
+            assert request(port, "GET", path.format(userid), support)[0] == 200, path
     purchase = {"username": "ann", "userid": userid, "price": "1.00"}
     assert request(stack.ports.storefront, "POST", "/buy", support, purchase)[0] == 403
 
 
 def test_the_ledger_called_directly_wants_a_token_too(stack, userid, bearer):
-    assert request(stack.ports.ledger, "GET", f"/purchases/{userid}") == (
-        401,
-        MISSING[1],
-        {"error": MISSING[2]},
-    )
-    assert (
-        request(stack.ports.ledger, "GET", f"/purchases/{userid}-x", bearer(userid)["Authorization"])[0]
-        == 403
-    )
+    for path in READS["ledger"]:
+        assert request(stack.ports.ledger, "GET", path.format(userid)) == (
+            401,
+            MISSING[1],
+            {"error": MISSING[2]},
+        )
+        own = bearer(userid)["Authorization"]
+        assert request(stack.ports.ledger, "GET", path.format(f"{userid}-x"), own)[0] == 403, path
     assert request(stack.ports.ledger, "GET", "/health")[0] == 200
 
 

@@ -69,6 +69,35 @@ def test_three_purchases_total_exactly_and_users_stay_apart(stack, userid, beare
     assert [p["userid"] for p in other_body["purchases"]] == [other]
 
 
+def test_spending_per_month_and_newest_first_after_buying(stack, userid, bearer):
+    mine = bearer(userid)
+    answers = []
+    for price in ("29.99", "15.50", "42.00"):
+        status, body, _ = call(
+            "POST",
+            f"{stack.storefront_url}/buy",
+            {"username": "j", "userid": userid, "price": price},
+            headers=mine,
+        )
+        assert status == 201, body
+        answers.append(json.loads(body)["data"])
+    wait_for_count(stack, userid, 3, mine)
+    status, spending = get_json(f"{stack.storefront_url}/getSpending/{userid}", mine)
+    assert status == 200
+    months: dict[str, list] = {}
+    for answer in answers:  # a purchase a moment before midnight UTC on a month's last day counts there
+        months.setdefault(answer["timestamp"][:7], []).append(Decimal(str(answer["price"])))
+    assert spending == {
+        "userid": userid,
+        "months": [{"month": m, "count": len(p), "total": sum(p)} for m, p in sorted(months.items())],
+        "count": 3,
+        "total_spent": Decimal("87.49"),
+    }
+    assert get_json(f"{stack.storefront_url}/getSpending/{userid}-other", mine)[0] == 403
+    status, newest = get_json(f"{stack.storefront_url}/getAllUserBuys/{userid}?order=desc", mine)
+    assert [p["purchase_id"] for p in newest["purchases"]] == [a["purchase_id"] for a in reversed(answers)]
+
+
 def test_pages_through_the_storefront_point_back_at_the_storefront(stack, userid, bearer):
     mine = bearer(userid)
     for price in ("1.00", "2.00", "3.00"):

@@ -49,6 +49,19 @@ HOSTILE_QUERIES = [
     "limit=" + "9" * 5000,
     "limit=1e3",
     "limit=%D9%A1",  # an Arabic-Indic one
+    "order=%ff%fe",
+    "order=" + "desc" * 2000,
+    "order=%00",
+]
+HOSTILE_MONTHS = [
+    "since=2026-13",
+    "since=2026-00&until=2026-01",
+    "until=2026-1",
+    "since=%ff%fe",
+    "since=2026-11%0A",
+    "until=" + "9" * 5000,
+    "since=%D9%A2%D9%A0%D9%A2%D9%A6-11",  # Arabic-Indic digits
+    "since=",
 ]
 HOSTILE_USERIDS = ["%00", "a" * 5000, "%2e%2e%2fx", "%ED%A0%80", "%FF", "a%20b", "%E2%80%8B"]
 
@@ -105,12 +118,24 @@ def test_hostile_page_parameters_are_400(web, service, query):
 
 
 @pytest.mark.parametrize("service", ["storefront", "ledger"])
+@pytest.mark.parametrize("query", HOSTILE_MONTHS, ids=range(len(HOSTILE_MONTHS)))
+def test_hostile_months_are_400(web, service, query):
+    path = "/getSpending/u-hostile" if service == "storefront" else "/spending/u-hostile"
+    answer = request(web[service], "GET", f"{path}?{query}", headers=web["auth"])
+    assert_client_error(answer)
+    assert answer[0] == 400
+
+
+READ_PATHS = {"storefront": ("/getAllUserBuys/", "/getSpending/"), "ledger": ("/purchases/", "/spending/")}
+
+
+@pytest.mark.parametrize("service", ["storefront", "ledger"])
 @pytest.mark.parametrize("userid", HOSTILE_USERIDS, ids=range(len(HOSTILE_USERIDS)))
 def test_unaddressable_userids_are_400(web, service, userid):
-    path = "/getAllUserBuys/" if service == "storefront" else "/purchases/"
-    status, _, body = answer = request(web[service], "GET", path + userid, headers=web["auth"])
-    assert_client_error(answer)
-    assert status in (400, 404), body
+    for path in READ_PATHS[service]:
+        status, _, body = answer = request(web[service], "GET", path + userid, headers=web["auth"])
+        assert_client_error(answer)
+        assert status in (400, 404), (path, body)
 
 
 @pytest.mark.parametrize("service", ["storefront", "ledger"])

@@ -29,15 +29,20 @@ def test_unknown_user_has_no_purchases(client, live_settings, bearer):
     }
 
 
-def test_ledger_unreachable_is_503(client, settings, bearer):
+READS = ["/getAllUserBuys/someone", "/getSpending/someone"]
+
+
+@pytest.mark.parametrize("path", READS)
+def test_ledger_unreachable_is_503(client, settings, bearer, path):
     settings.LEDGER_API_URL = f"http://127.0.0.1:{free_port()}"
     ledger_client._session = None
-    response = client.get("/getAllUserBuys/someone", headers=bearer("someone"))
+    response = client.get(path, headers=bearer("someone"))
     assert response.status_code == 503
     assert response.json() == {"error": "The ledger is unavailable"}
 
 
-def test_ledger_too_slow_is_504(client, settings, bearer):
+@pytest.mark.parametrize("path", READS)
+def test_ledger_too_slow_is_504(client, settings, bearer, path):
     # A listening socket that never answers: connections succeed, reads time out.
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -46,7 +51,7 @@ def test_ledger_too_slow_is_504(client, settings, bearer):
         settings.LEDGER_READ_TIMEOUT_S = 0.5
         ledger_client._session = None
         started = time.monotonic()
-        response = client.get("/getAllUserBuys/someone", headers=bearer("someone"))
+        response = client.get(path, headers=bearer("someone"))
     assert response.status_code == 504
     assert response.json() == {"error": "The ledger did not answer in time"}
     assert time.monotonic() - started < 3

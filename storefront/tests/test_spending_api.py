@@ -1,33 +1,13 @@
 """GET /getSpending on the storefront (and order on /getAllUserBuys), in process, through the real ledger."""
 
-import socket
-import uuid
-from decimal import Decimal
-
 import pytest
 
 from devstack.stack import free_port
-from ledger import services
+from ledger.tests.helpers import stored_purchases
 from purchases_project import identity
-from purchases_project.events import PurchaseEvent
 from storefront import ledger_client
 
 pytestmark = pytest.mark.urls("storefront.urls")
-
-
-def bought(userid: str, *purchases: tuple[str, str]) -> list[PurchaseEvent]:
-    events = [
-        PurchaseEvent(
-            purchase_id=str(uuid.uuid4()),
-            username="ann",
-            userid=userid,
-            price=Decimal(price),
-            timestamp=moment,
-        )
-        for moment, price in purchases
-    ]
-    services.purchases_record(events=events)
-    return events
 
 
 NOVEMBER = (
@@ -38,7 +18,7 @@ NOVEMBER = (
 
 
 def test_spending_comes_from_the_ledger_exact_and_never_cached(client, live_settings, bearer, userid):
-    bought(userid, ("2026-10-31T23:59:59.999999Z", "1.00"), *NOVEMBER)
+    stored_purchases(userid, ("2026-10-31T23:59:59.999999Z", "1.00"), *NOVEMBER)
     response = client.get(f"/getSpending/{userid}", headers=bearer(userid))
     assert response.status_code == 200
     assert response.json() == {
@@ -73,28 +53,8 @@ def test_a_malformed_month_is_400_before_the_ledger_is_asked(client, settings, b
     assert response.json()["error"] == "until: must be a month as YYYY-MM, e.g. 2026-11"
 
 
-def test_spending_is_503_when_the_ledger_is_unreachable(client, settings, bearer):
-    settings.LEDGER_API_URL = f"http://127.0.0.1:{free_port()}"
-    ledger_client._session = None
-    response = client.get("/getSpending/someone", headers=bearer("someone"))
-    assert response.status_code == 503
-    assert response.json() == {"error": "The ledger is unavailable"}
-
-
-def test_spending_is_504_when_the_ledger_is_too_slow(client, settings, bearer):
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)
-        settings.LEDGER_API_URL = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        settings.LEDGER_READ_TIMEOUT_S = 0.5
-        ledger_client._session = None
-        response = client.get("/getSpending/someone", headers=bearer("someone"))
-    assert response.status_code == 504
-    assert response.json() == {"error": "The ledger did not answer in time"}
-
-
 def test_purchases_newest_first_page_through_the_storefront(client, live_settings, bearer, userid):
-    events = bought(userid, *NOVEMBER)
+    events = stored_purchases(userid, *NOVEMBER)
     url, seen = f"/getAllUserBuys/{userid}?limit=2&order=desc", []
     while url:
         response = client.get(url, headers=bearer(userid))

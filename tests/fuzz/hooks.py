@@ -6,13 +6,29 @@ Loaded by the schemathesis CLI through SCHEMATHESIS_HOOKS; FUZZ_ISSUER_DIR names
 issuer's folder and FUZZ_ISSUER its URL (the `iss` the services expect).
 """
 
+import ast
 import os
+import threading
 
 import schemathesis
 
 from purchases_project.local_issuer import LocalIssuer
 
 _issuer = LocalIssuer(os.environ["FUZZ_ISSUER_DIR"], issuer=os.environ["FUZZ_ISSUER"])
+
+# CPython 3.11 keeps ast.parse's recursion counter per interpreter, so two threads parsing at
+# once fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905).
+# The CLI's workers do that when hypothesis describes the coverage phase's filters of two
+# operations with string patterns at once: one parse at a time in this process.
+_parse, _parse_lock = ast.parse, threading.Lock()
+
+
+def _one_parse_at_a_time(*args, **kwargs):
+    with _parse_lock:
+        return _parse(*args, **kwargs)
+
+
+ast.parse = _one_parse_at_a_time
 
 
 def customer_of(case) -> str:

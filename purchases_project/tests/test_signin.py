@@ -83,6 +83,8 @@ def test_a_whole_sign_in_then_the_same_rules_as_a_bearer_token(client, oidc, liv
     back = sign_in(client, "signin-alice", next_path="/getAllUserBuys/signin-alice?limit=5")
     assert back.status_code == 302
     assert back["Location"] == "/getAllUserBuys/signin-alice?limit=5"
+    # The session ends with the access token (the provider's tokens last an hour).
+    assert 3500 < int(back.cookies["web_session"]["max-age"]) <= 3600
     token = client.session[SESSION_TOKEN]
     principal = identity.verifier().verify(token)
     assert principal.userid == "signin-alice" and identity.READ_ALL_SCOPE not in principal.scopes

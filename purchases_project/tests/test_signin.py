@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 import requests
 
+from devstack.stack import free_port
 from purchases_project import identity
 from purchases_project.identity.session import SESSION_TOKEN
 from purchases_project.web import signin
@@ -184,3 +185,15 @@ def test_issuer_problem():
     assert signin.issuer_problem("http://127.0.0.1:8089") is None
     assert signin.issuer_problem("http://localhost:8089") is None
     assert signin.issuer_problem("http://id.example.com") is not None
+
+
+def test_login_when_the_issuer_does_not_answer_or_is_not_https(client, settings):
+    settings.OIDC_CLIENT_ID, settings.OIDC_CLIENT_SECRET = "storefront", "secret"
+    settings.AUTH_ISSUER = f"http://127.0.0.1:{free_port()}"
+    response = client.get("/login/")
+    assert response.status_code == 503
+    assert response.json() == {"error": "Sign-in is unavailable: the issuer does not answer"}
+    settings.AUTH_ISSUER = "http://id.example.com"
+    response = client.get("/login/")
+    assert response.status_code == 503
+    assert response.json() == {"error": "Sign-in is misconfigured on this service"}

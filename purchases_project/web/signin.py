@@ -75,7 +75,11 @@ def client():
                 client_id=settings.OIDC_CLIENT_ID,
                 client_secret=settings.OIDC_CLIENT_SECRET,
                 server_metadata_url=settings.AUTH_ISSUER.rstrip("/") + "/.well-known/openid-configuration",
-                client_kwargs={"scope": settings.OIDC_SCOPE, "code_challenge_method": "S256", "timeout": 5},
+                client_kwargs={
+                    "scope": settings.OIDC_SCOPE,
+                    "code_challenge_method": "S256",
+                    "default_timeout": 5,  # every call to the issuer: metadata, keys, token
+                },
                 authorize_params=dict(parse_qsl(settings.OIDC_AUTH_PARAMS)),
             )
         return _client

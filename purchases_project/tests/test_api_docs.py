@@ -15,7 +15,7 @@ def schema(urlconf: str, settings) -> dict:
 def test_storefront_schema_is_valid_and_describes_buy(settings):
     document = schema("storefront.urls", settings)
     validate(document)
-    assert set(document["paths"]) == {"/buy", "/getAllUserBuys/{userid}", "/health"}
+    assert set(document["paths"]) == {"/buy", "/getAllUserBuys/{userid}", "/getSpending/{userid}", "/health"}
     buy = document["paths"]["/buy"]["post"]
     assert set(buy["responses"]) == {"201", "400", "401", "403", "413", "415", "503"}
     assert buy["security"] == [{"bearerAuth": []}]
@@ -24,15 +24,29 @@ def test_storefront_schema_is_valid_and_describes_buy(settings):
     listing = document["paths"]["/getAllUserBuys/{userid}"]["get"]
     assert set(listing["responses"]) == {"200", "400", "401", "403", "404", "503", "504"}
     assert listing["security"] == [{"bearerAuth": []}]
-    assert {p["name"] for p in listing["parameters"]} >= {"limit", "cursor", "since", "until", "userid"}
+    assert {p["name"] for p in listing["parameters"]} >= {
+        "limit",
+        "cursor",
+        "since",
+        "until",
+        "order",
+        "userid",
+    }
+    order = next(p for p in listing["parameters"] if p["name"] == "order")
+    assert order["schema"] == {"type": "string", "enum": ["asc", "desc"], "default": "asc"}
+    spending = document["paths"]["/getSpending/{userid}"]["get"]
+    assert set(spending["responses"]) == {"200", "400", "401", "403", "404", "503", "504"}
+    assert spending["security"] == [{"bearerAuth": []}]
+    assert {p["name"] for p in spending["parameters"]} >= {"since", "until", "userid"}
 
 
 def test_ledger_schema_is_valid_and_has_no_storefront_operations(settings):
     document = schema("ledger.urls", settings)
     validate(document)
-    assert set(document["paths"]) == {"/purchases/{userid}", "/health"}
-    reads = document["paths"]["/purchases/{userid}"]["get"]
-    assert set(reads["responses"]) == {"200", "400", "401", "403", "404", "503"}
+    assert set(document["paths"]) == {"/purchases/{userid}", "/spending/{userid}", "/health"}
+    for path in ("/purchases/{userid}", "/spending/{userid}"):
+        reads = document["paths"][path]["get"]
+        assert set(reads["responses"]) == {"200", "400", "401", "403", "404", "503"}, path
     assert set(document["paths"]["/health"]["get"]["responses"]) == {"200", "503"}
 
 

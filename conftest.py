@@ -15,11 +15,17 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from devstack.stack import Stack, free_port
 from purchases_project.local_issuer import LocalIssuer
 
 ARTIFACTS = Path(__file__).resolve().parent / "test-artifacts"
+
+# Property tests run beside servers that load the machine: time is no property of the rules,
+# so no example may fail for taking longer than Hypothesis's default 200 ms.
+hypothesis_settings.register_profile("suite", deadline=None)
+hypothesis_settings.load_profile("suite")
 
 
 @pytest.fixture(scope="session")

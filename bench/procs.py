@@ -10,7 +10,8 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
+
+import psutil
 
 _running: list[subprocess.Popen] = []
 
@@ -32,24 +33,11 @@ def run(cmd: list[str], timeout: float, **kwargs) -> tuple[int, str, str]:
 
 
 def descendants(pid: int) -> list[int]:
-    """PIDs below `pid` (children, grandchildren ...), read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses: fields follow the last ')'.
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo and len(found) < 10_000:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    """PIDs below `pid` (children, grandchildren ...); [] once it has exited."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def _kill(pid: int, signum: int) -> None:
@@ -73,9 +61,9 @@ def stop(proc: subprocess.Popen, first_signal: int = signal.SIGTERM, grace: floa
         # Children it should have stopped itself (the baseline script stops its own).
         deadline = time.monotonic() + 5
         for pid in below:
-            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            while psutil.pid_exists(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if Path(f"/proc/{pid}").exists():
+            if psutil.pid_exists(pid):
                 _kill(pid, signal.SIGKILL)
     if proc in _running:
         _running.remove(proc)
@@ -88,13 +76,17 @@ def stop_all() -> None:
 
 
 def cpu_seconds(pid: int, children: bool = True) -> float:
-    """User + system CPU seconds of a process and (by default) its live descendants (from /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for p in [pid, *descendants(pid)] if children else [pid]:
+    """User + system CPU seconds of a process and (by default) its live descendants."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)] if children else [root]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for process in processes:
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / tick
+        total += times.user + times.system
+    return total

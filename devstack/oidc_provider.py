@@ -35,13 +35,13 @@ def node() -> str:
 
 
 class OidcProvider:
-    def __init__(self, issuer: LocalIssuer, ports: dict[str, int], token_ttl_s: int = 3600):
+    def __init__(self, issuer: LocalIssuer, ports, token_ttl_s: int = 3600):
         parts = urlsplit(issuer.issuer)
         if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
             raise ValueError(f"the local provider runs on http://127.0.0.1:PORT (issuer {issuer.issuer!r})")
         self.issuer = issuer
         self.port = parts.port
-        self.ports = ports  # web role -> its port
+        self.ports = ports  # the stack's Ports: each web role's port is its attribute
         self.token_ttl_s = token_ttl_s
         self.secrets = {role: secrets.token_urlsafe(32) for role in ROLES}
 
@@ -50,7 +50,7 @@ class OidcProvider:
         return self.issuer.issuer
 
     def callback_urls(self, role: str) -> list[str]:
-        port = self.ports[role]
+        port = getattr(self.ports, role)
         return [f"http://{host}:{port}/login/callback/" for host in ("127.0.0.1", "localhost")]
 
     def role_env(self, role: str) -> dict[str, str]:

@@ -1,10 +1,8 @@
-"""A whole local stack on 127.0.0.1: the Kafka-protocol broker (Tansu), the
-MongoDB-protocol server (SecantusDB), the storefront, ledger and consumer, and with
-`signin` the local OpenID provider (devstack/oidc_provider.py) the web roles sign browsers in with.
+"""A whole local stack on 127.0.0.1: the Kafka-protocol broker (Tansu), the MongoDB-protocol
+server (SecantusDB), storefront, ledger, consumer, and (`signin`) the OpenID provider.
 
-Used by `make run`, by the tests and by the benchmark. Every process runs in a
-session of its own and is stopped by its PID (SIGTERM, then SIGKILL after a
-grace period). Development only: nothing here is shipped in the image.
+Used by `make run`, the tests and the benchmark. Every process runs in a session of its own and is
+stopped by its PID (SIGTERM, then SIGKILL after a grace period). Development only: not in the image.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ from pathlib import Path
 
 from devstack.oidc_provider import OidcProvider
 from devstack.processes import Proc, free_port, http_ok, port_open, tansu_binary, wait_until
+from devstack.tls import Security
 from purchases_project.local_issuer import LocalIssuer
 
 __all__ = ["ROOT", "Ports", "Proc", "Stack", "free_port", "http_ok", "port_open", "wait_until"]
@@ -27,7 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purchases_project.settings")
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
-MEMORY = ("--storage-engine", "memory://tansu/")
 
 
 @dataclass
@@ -58,6 +56,7 @@ class Stack:
     database: str = "purchase_db"
     extra_env: dict = field(default_factory=dict)
     issuer: LocalIssuer | None = None  # whose tokens the services accept; default: workdir/issuer
+    security: Security | None = None  # TLS to both servers and a database user per client (devstack/tls.py)
     signin: bool = False  # run the local OpenID provider at the issuer's URL (http://127.0.0.1:PORT)
     procs: dict[str, Proc] = field(default_factory=dict)
 
@@ -66,9 +65,12 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.secret_key = secrets.token_urlsafe(32)
         self.issuer = (self.issuer or LocalIssuer(self.workdir / "issuer")).ensure()
+        if self.security and not self.mongo_user:
+            raise ValueError(
+                "a stack with security needs mongo_user and mongo_password (the database's admin)"
+            )
         self._users_created = False
-        web_ports = {"storefront": self.ports.storefront, "ledger": self.ports.ledger}
-        self.oidc = OidcProvider(self.issuer, web_ports) if self.signin else None
+        self.oidc = OidcProvider(self.issuer, self.ports) if self.signin else None
 
     # -- addresses ----------------------------------------------------------
 
@@ -82,7 +84,8 @@ class Stack:
         if self.mongo_user:
             auth = f"{self.mongo_user}:{self.mongo_password}@"
         options = "directConnection=true" + ("&authSource=admin" if self.mongo_user else "")
-        return f"mongodb://{auth}127.0.0.1:{self.ports.mongo}/?{options}"
+        tls = f"&{self.security.mongo_options()}" if self.security else ""
+        return f"mongodb://{auth}127.0.0.1:{self.ports.mongo}/?{options}{tls}"
 
     @property
     def storefront_url(self) -> str:
@@ -114,6 +117,7 @@ class Stack:
             }
         )
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env.update(self.security.env(self, overrides.get("SERVICE_ROLE", "")) if self.security else {})
         env.update(self.extra_env)
         env.update({k: str(v) for k, v in overrides.items()})
         return env
@@ -144,35 +148,32 @@ class Stack:
             raise RuntimeError(f"port {port} for {what} is already in use on 127.0.0.1")
 
     def start_broker(self) -> Proc:
-        self._check_port_free(self.ports.broker, "the broker")
-        url = f"tcp://127.0.0.1:{self.ports.broker}"
+        # With TLS the broker listens behind the terminator, which takes the stack's broker port.
+        listen = self.security.broker_port if self.security else self.ports.broker
+        self._check_port_free(listen, "the broker")
         proc = self.spawn(
             "broker",
-            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url, *MEMORY],
+            [
+                *(str(tansu_binary()), "broker", "--listener-url", f"tcp://127.0.0.1:{listen}"),
+                *("--advertised-listener-url", f"tcp://127.0.0.1:{self.ports.broker}"),
+                *("--storage-engine", "memory://tansu/"),
+            ],
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
             stop_grace=7.0,
         )
-        self._wait_port(proc, self.ports.broker, 15)
+        self._wait_port(proc, listen, 15)
+        if self.security:
+            self.security.start_terminator(self)
         return proc
 
     def start_mongo(self) -> Proc:
         self._check_port_free(self.ports.mongo, "the database")
         storage = self.db_storage or str(self.workdir / "mongo")
-        cmd = [
-            PYTHON,
-            "-m",
-            "secantus",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.ports.mongo),
-            "--storage-path",
-            storage,
-            "--log-level",
-            "WARNING",
-        ]
+        cmd = [PYTHON, "-m", "secantus", "--host", "127.0.0.1", "--port", str(self.ports.mongo)]
+        cmd += ["--storage-path", storage, "--log-level", "WARNING"]
         if self.db_sync:
             cmd.append("--sync-on-commit")
+        cmd += self.security.mongo_args() if self.security else []
         if self.mongo_user and not self._users_created:
             # The server's users are made with auth off, then it restarts with --auth.
             if storage == ":memory:":
@@ -205,7 +206,8 @@ class Stack:
             return False
 
     def _create_mongo_user(self) -> None:
-        plain = f"mongodb://127.0.0.1:{self.ports.mongo}/?directConnection=true"
+        tls = f"&{self.security.mongo_options()}" if self.security else ""
+        plain = f"mongodb://127.0.0.1:{self.ports.mongo}/?directConnection=true{tls}"
         with self._mongo_client(plain) as client:
             wait_until(lambda: client.admin.command("ping"), 30, "database ping")
             client.admin.command(
@@ -214,6 +216,8 @@ class Stack:
                 pwd=self.mongo_password,
                 roles=[{"role": "root", "db": "admin"}],
             )
+            if self.security:
+                self.security.create_users(client, self.database)
 
     def mongo(self):
         """A pymongo client for checks (close it when done)."""
@@ -234,6 +238,7 @@ class Stack:
         wait_until(
             lambda: topics_ensure(
                 bootstrap_servers=self.bootstrap,
+                client=self.security.kafka_client() if self.security else None,
                 topics={
                     env.get("KAFKA_TOPIC", "purchases"): self.partitions,
                     env.get("KAFKA_DLQ_TOPIC", "purchases.dlq"): self.partitions,

@@ -60,5 +60,5 @@ def consumer(*, group: str, bootstrap_servers: str | None = None, **overrides) -
     }
 
 
-def admin(*, bootstrap_servers: str | None = None) -> dict:
-    return common(bootstrap_servers=bootstrap_servers)
+def admin(*, bootstrap_servers: str | None = None, **overrides) -> dict:
+    return {**common(bootstrap_servers=bootstrap_servers), **overrides}

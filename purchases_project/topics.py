@@ -15,10 +15,15 @@ logger = logging.getLogger(__name__)
 
 
 def topics_ensure(
-    *, topics: dict[str, int], bootstrap_servers: str | None = None, timeout: float = 10.0
+    *,
+    topics: dict[str, int],
+    bootstrap_servers: str | None = None,
+    timeout: float = 10.0,
+    client: dict | None = None,
 ) -> dict[str, str]:
-    """Create each missing topic with its partition count; returns what happened to each."""
-    admin = AdminClient(kafka_config.admin(bootstrap_servers=bootstrap_servers))
+    """Create each missing topic with its partition count; returns what happened to each.
+    `client` overrides the settings' client configuration (a stack of one's own)."""
+    admin = AdminClient(kafka_config.admin(bootstrap_servers=bootstrap_servers, **(client or {})))
     existing = admin.list_topics(timeout=timeout).topics  # all topics: creates none
     outcome: dict[str, str] = {}
     wanted = []

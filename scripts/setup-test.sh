@@ -9,7 +9,8 @@ had_prometheus=$(command -v prometheus || true)
 # would bring node-exporter onto port 9100, the consumer's metrics port). chromium: the
 # browser tests (Playwright never downloads a browser), with a font for the screenshots.
 # podman and debootstrap: the image test builds the image (tests/image, scripts/build-image.sh).
-./scripts/debian-packages.sh prometheus chromium fonts-dejavu-core podman debootstrap
+# stunnel4: the TLS terminator in front of the local broker (tests/system/test_tls_auth.py).
+./scripts/debian-packages.sh prometheus chromium fonts-dejavu-core podman debootstrap stunnel4
 if [ -z "$had_prometheus" ]; then
   # The package starts a Prometheus server of its own; the tests start theirs.
   systemctl disable --now prometheus >/dev/null 2>&1 || pkill -x prometheus || true

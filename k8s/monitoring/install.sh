@@ -1,14 +1,21 @@
 #!/bin/sh
-# Installs Prometheus (with rules.yaml), prometheus-adapter and the Kafka and MongoDB
-# exporters into the `monitoring` namespace. Run from the repository root with a kubectl
-# context on the cluster, after purchase-system-secrets exists (the MongoDB exporter's
-# URI is made from its monitor user). The NetworkPolicies in purchase-system admit the
-# `monitoring` namespace to METRICS_PORT, and the exporters' pods to Kafka and MongoDB.
+# Installs Prometheus and Alertmanager (with rules.yaml), prometheus-adapter and the
+# MongoDB exporter into the `monitoring` namespace (the Kafka exporter is Strimzi's, in
+# purchase-system: k8s/base/kafka.yaml). Run from the repository root with a kubectl
+# context on the cluster, after the operators, k8s/cluster/production and the overlay:
+# the credentials (Alertmanager's receiver, the exporter's MongoDB user) come from the
+# secret store through external-secrets.yaml. The NetworkPolicies in purchase-system
+# admit the `monitoring` namespace to METRICS_PORT and the exporters' ports only.
 set -eu
 cd "$(dirname "$0")/../.."
 
 helm repo add prometheus-community https://prometheus-community.github.io/helm-charts >/dev/null 2>&1 || true
 helm repo update prometheus-community
+
+kubectl create namespace monitoring --dry-run=client -o yaml | kubectl apply -f -
+# Alertmanager's receiver and the exporter's URI, from the store (ClusterSecretStore).
+kubectl apply -f k8s/monitoring/external-secrets.yaml
+kubectl -n monitoring wait --for=condition=Ready externalsecret/alertmanager-receiver externalsecret/mongodb-exporter --timeout=120s
 
 helm upgrade --install prometheus prometheus-community/prometheus \
   --namespace monitoring --create-namespace \
@@ -19,13 +26,11 @@ helm upgrade --install prometheus-adapter prometheus-community/prometheus-adapte
   --namespace monitoring \
   -f k8s/monitoring/prometheus-adapter-values.yaml
 
-# The Kafka and MongoDB exporters (alerts on under-replicated partitions and a down database).
-secret() { kubectl -n purchase-system get secret purchase-system-secrets -o "jsonpath={.data.$1}" | base64 -d; }
-monitor_uri="mongodb://$(secret MONGODB_MONITOR_USERNAME):$(secret MONGODB_MONITOR_PASSWORD)@mongodb-0.mongodb.purchase-system.svc.cluster.local:27017/admin?replicaSet=rs0"
-kubectl -n monitoring create secret generic mongodb-exporter --from-literal=mongodb-uri="$monitor_uri" \
+# The MongoDB exporter logs in over TLS: it needs the operator's CA (a certificate, not a
+# secret), copied from purchase-system.
+ca="$(kubectl -n purchase-system get secret mongodb-ssl -o 'jsonpath={.data.ca\.crt}' | base64 -d)"
+kubectl -n monitoring create secret generic mongodb-ca --from-literal=ca.crt="$ca" \
   --dry-run=client -o yaml | kubectl apply -f -
-helm upgrade --install kafka-exporter prometheus-community/prometheus-kafka-exporter \
-  --namespace monitoring -f k8s/monitoring/kafka-exporter-values.yaml
 helm upgrade --install mongodb-exporter prometheus-community/prometheus-mongodb-exporter \
   --namespace monitoring -f k8s/monitoring/mongodb-exporter-values.yaml
 

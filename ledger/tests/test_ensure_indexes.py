@@ -53,8 +53,9 @@ def test_waits_for_the_primary_to_come_back(make_stack):
     own = make_stack("stepdown")
     own.start_mongo()
     with own.mongo() as client:
-        # A one-member replica set without a primary for 6 s, as after a restart or an election.
-        client.admin.command({"replSetStepDown": 6, "force": True})
+        # A one-member replica set without a primary for 15 s, as after a restart or an election
+        # (long enough that the command's own start-up on a busy machine cannot outlast it).
+        client.admin.command({"replSetStepDown": 15, "force": True})
         assert client.admin.command("hello")["isWritablePrimary"] is False
         result, elapsed = ensure_indexes(own.env(), timeout=60)
         assert result.returncode == 0, result.stderr

@@ -116,7 +116,7 @@ def image(request) -> Image:
 
 @pytest.fixture(scope="module")
 def manifests() -> list[dict]:
-    return render("k8s")
+    return render("k8s/overlays/production")
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +154,12 @@ def local_overrides(infra: Stack, role: str) -> dict[str, str]:
         # The local broker holds group joins for half the session timeout (local-infra quirk 1).
         "KAFKA_SESSION_TIMEOUT_MS": "2000",
         "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        # The cluster's listener is TLS with each client's SCRAM user; the local broker is plain.
+        "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+        "KAFKA_SASL_MECHANISM": "",
+        "KAFKA_SASL_USERNAME": "",
+        "KAFKA_SASL_PASSWORD": "",
+        "KAFKA_SSL_CA_LOCATION": "",
     }
     if port:
         env["PORT"] = str(getattr(infra.ports, port))
@@ -181,6 +187,8 @@ def pod_env(
         ref = var["valueFrom"]
         if "secretKeyRef" in ref:
             key = ref["secretKeyRef"]["key"]
+            if ref["secretKeyRef"].get("optional") and key not in secret_values:
+                continue
             assert key in secret_values, f"{role} reads secret key {key}: give the image test a value for it"
             env[var["name"]] = secret_values[key]
         elif "configMapKeyRef" in ref:
@@ -216,8 +224,8 @@ def roles(image, manifests, infra, auth, tmp_path_factory, request) -> dict[str,
     # The cluster gives the ledger and the consumer users of their own; here both use the stack's.
     secret_values = {
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
-        "MONGODB_LEDGER_URI": infra.mongo_uri,
-        "MONGODB_CONSUMER_URI": infra.mongo_uri,
+        "IDEMPOTENCY_SECRET": secrets.token_urlsafe(32),
+        "MONGODB_URI": infra.mongo_uri,
     }
     started: dict[str, Role] = {}
     t0 = time.monotonic()

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from .manifests import KUSTOMIZATIONS, REPO, Doc, render
+from .manifests import CLUSTER_KUSTOMIZATIONS, KUSTOMIZATIONS, Doc, render
 
 
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, list[Doc]]:
-    """Each kustomization, rendered once per session."""
+    """Each application kustomization, rendered once per session."""
     return {path: render(path) for path in KUSTOMIZATIONS}
 
 
 @pytest.fixture(scope="session")
-def secret_example() -> Doc:
-    return yaml.safe_load((REPO / "k8s/secret.example.yaml").read_text())
+def cluster_rendered() -> dict[str, list[Doc]]:
+    """Each cluster kustomization (k8s/cluster/<env>), rendered once per session."""
+    return {path: render(path) for path in CLUSTER_KUSTOMIZATIONS}
 
 
 @pytest.fixture(params=KUSTOMIZATIONS)

@@ -1,35 +1,31 @@
 """What a real cluster needs beyond valid manifests, checked on the rendered output.
 
-One section per finding of the platform review (docs/deploy-kubernetes.md says how to see
-each on a cluster). The probe scripts are not only read but run: the consumer's liveness
-command against files of known ages, Kafka's readiness script against a real
-Kafka-protocol broker (Tansu), a port that accepts but never answers, and a closed port.
+One section per finding of the platform reviews (docs/deploy-kubernetes.md says how to see
+each on a cluster). The consumer's liveness command is not only read but run, against
+files of known ages. The data tier (Kafka, MongoDB, Secrets, storage) has its own checks
+in test_data_tier.py.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-import yaml
-
-from devstack.stack import free_port, port_open, tansu_binary, wait_until
 
 from .manifests import (
     APP_DEPLOYMENTS,
-    REPO,
+    LOCAL,
+    PRODUCTION,
     WEB_PORTS,
     Doc,
     app_config,
     containers,
     env_value,
     find,
-    kafka_config,
     label_selector_matches,
     one,
     pod_labels,
@@ -37,21 +33,14 @@ from .manifests import (
 )
 
 LIVENESS_FILE = "/tmp/consumer-alive"
-SCRIPTS = REPO / "k8s/base/scripts"
-PRODUCTION = "k8s/overlays/production"
-LOCAL = "k8s/overlays/local"
 
 
-def secret_key(container: Doc, name: str) -> str | None:
+def secret_ref(container: Doc, name: str) -> tuple[str, str] | None:
     for var in container.get("env", []):
         if var["name"] == name:
-            return var.get("valueFrom", {}).get("secretKeyRef", {}).get("key")
+            ref = var.get("valueFrom", {}).get("secretKeyRef")
+            return (ref["name"], ref["key"]) if ref else None
     return None
-
-
-def config_map(docs: list[Doc], prefix: str) -> dict[str, str]:
-    [found] = [d for d in find(docs, "ConfigMap") if d["metadata"]["name"].startswith(prefix + "-")]
-    return found["data"]
 
 
 # --- 1. the HPAs own the replica counts -------------------------------------------------
@@ -112,7 +101,7 @@ def test_consumer_probes_check_the_age_of_the_loop_file(docs: list[Doc]) -> None
 
 @pytest.mark.parametrize("probe", ["livenessProbe", "startupProbe"])
 def test_consumer_probe_fails_once_the_file_is_older_than_60_s(rendered, tmp_path: Path, probe: str) -> None:
-    command = _consumer(rendered["k8s"])[probe]["exec"]["command"]
+    command = _consumer(rendered[PRODUCTION])[probe]["exec"]["command"]
     alive = tmp_path / "consumer-alive"
     assert _run_probe(command, alive) != 0, "no file yet: not alive"
     alive.touch()
@@ -125,73 +114,7 @@ def test_consumer_probe_fails_once_the_file_is_older_than_60_s(rendered, tmp_pat
     assert _run_probe(command, alive) == 0, "touched again: alive again"
 
 
-# --- 4. Kafka is ready when it answers ----------------------------------------------------
-
-
-def test_kafka_is_ready_only_when_it_answers_requests(docs: list[Doc]) -> None:
-    kafka = one(docs, "StatefulSet", "kafka")
-    container = containers(kafka, init=False)[0]
-    for kind in ("readinessProbe", "startupProbe"):
-        probe = container[kind]
-        assert "tcpSocket" not in probe, f"{kind}: an open port is not a ready broker"
-        assert probe["exec"]["command"] == ["/bin/bash", "/scripts/kafka-ready.sh"]
-        assert probe["timeoutSeconds"] > 5, "the script waits up to 5 s for the answer"
-    # The probe's script is the one in the repository, mounted from kafka-scripts.
-    assert config_map(docs, "kafka-scripts")["kafka-ready.sh"] == (SCRIPTS / "kafka-ready.sh").read_text()
-    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    assert mounts["/scripts"] == "scripts"
-    # A broker that just became ready stays so for a minute before the next one goes down.
-    assert kafka["spec"]["minReadySeconds"] >= 30
-    assert container["startupProbe"]["periodSeconds"] * container["startupProbe"]["failureThreshold"] >= 600
-
-
-@pytest.fixture
-def broker():
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"},
-    )  # fmt: skip
-    try:
-        wait_until(lambda: port_open(port), 15, "broker port")
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=7)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _kafka_ready(port: int) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["/bin/bash", str(SCRIPTS / "kafka-ready.sh"), str(port)], capture_output=True, text=True, timeout=15
-    )
-
-
-def test_kafka_ready_script_passes_against_a_broker(broker: int) -> None:
-    result = _kafka_ready(broker)
-    assert result.returncode == 0, result.stderr
-
-
-def test_kafka_ready_script_fails_on_a_port_that_never_answers() -> None:
-    # What a broker looks like while it binds its listener but still recovers its logs.
-    with socket.create_server(("127.0.0.1", 0)) as silent:
-        started = time.monotonic()
-        result = _kafka_ready(silent.getsockname()[1])
-        assert result.returncode != 0
-        assert "did not answer ApiVersions" in result.stderr
-        assert time.monotonic() - started < 8, "must give up within the probe's timeout"
-
-
-def test_kafka_ready_script_fails_on_a_closed_port() -> None:
-    assert _kafka_ready(free_port()).returncode != 0
-
-
-# --- 5. the indexes exist before the ledger and the consumer start ----------------------
+# --- 4. the indexes exist before the ledger and the consumer start ----------------------
 
 
 def test_ledger_and_consumer_ensure_indexes_before_they_start(docs: list[Doc]) -> None:
@@ -204,62 +127,47 @@ def test_ledger_and_consumer_ensure_indexes_before_they_start(docs: list[Doc]) -
         assert 60 <= timeout <= 900
         assert init["image"] == main["image"]
         assert init["imagePullPolicy"] == main["imagePullPolicy"]
-        # Each with the pod's own user: the ledger's may create indexes but not write.
-        assert secret_key(init, "MONGODB_URI") == secret_key(main, "MONGODB_URI")
+        # Each with the pod's own user (the ledger's may create indexes but not write),
+        # and the CA its URI names.
+        assert secret_ref(init, "MONGODB_URI") == secret_ref(main, "MONGODB_URI")
+        mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
+        assert mounts["mongodb-ca"] == {m["name"]: m["mountPath"] for m in main["volumeMounts"]}["mongodb-ca"]
 
 
-# --- 6. database users outside the hook; the ledger only reads ---------------------------
+# --- 5. the public way in: Gateway API on Envoy Gateway, TLS, the host in step -----------
 
 
-def test_ledger_reads_with_its_own_user_and_the_consumer_writes_with_another(docs: list[Doc]) -> None:
-    ledger = containers(one(docs, "Deployment", "ledger"), init=False)[0]
-    consumer = _consumer(docs)
-    assert secret_key(ledger, "MONGODB_URI") == "MONGODB_LEDGER_URI"
-    assert secret_key(consumer, "MONGODB_URI") == "MONGODB_CONSUMER_URI"
-    users_js = config_map(docs, "mongodb-scripts")["mongodb-users.js"]
-    assert 'env.MONGODB_LEDGER_PASSWORD, [{ role: ledgerRole, db: "admin" }]' in users_js
-    # The ledger's role: read, plus createIndex (ensure_indexes, mongoengine's index check).
-    assert (
-        'const ledgerPrivileges = [{ resource: { db: database, collection: "" }, actions: ["createIndex"] }];'
-        in (users_js)
-    )
-    assert 'const ledgerRoles = [{ role: "read", db: database }];' in users_js
-    assert 'env.MONGODB_CONSUMER_PASSWORD, [{ role: "readWrite", db: database }]' in users_js
-
-
-def test_mongod_hook_manages_no_users_and_logs_in_only_before_initiation(docs: list[Doc]) -> None:
-    hook_js = config_map(docs, "mongodb-scripts")["mongodb-init-replica-set.js"]
-    assert "createUser" not in hook_js and "updateUser" not in hook_js
-    # The unauthenticated check comes first and ends the hook on every later start.
-    assert hook_js.index("db.hello().setName") < hook_js.index("quit(0)") < hook_js.index(".auth(")
-    mongod = containers(one(docs, "StatefulSet", "mongodb"), init=False)[0]
-    assert not [
-        v["name"] for v in mongod["env"] if v["name"].startswith(("MONGODB_CONSUMER", "MONGODB_LEDGER"))
-    ]
-    cron = one(docs, "CronJob", "mongodb-users")
-    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
-    assert containers(cron)[0]["command"][-1] == "/scripts/mongodb-users.js"
-
-
-# --- 7. the public way in: an Ingress with TLS, the host in step -------------------------
-
-
-def test_production_ingress_terminates_tls_for_the_public_host(rendered) -> None:
+def test_production_gateway_terminates_tls_for_the_public_host(rendered) -> None:
     docs = rendered[PRODUCTION]
-    ingress = one(docs, "Ingress", "storefront")
-    [rule] = ingress["spec"]["rules"]
-    host = rule["host"]
-    [tls] = ingress["spec"]["tls"]
-    assert tls["hosts"] == [host] and tls["secretName"]
-    notes = ingress["metadata"]["annotations"]
-    assert "cert-manager.io/cluster-issuer" in notes or "cert-manager.io/issuer" in notes
-    assert ingress["spec"]["ingressClassName"] == "nginx"
-    # Per-client rate and connection limits at the edge.
-    assert int(notes["nginx.ingress.kubernetes.io/limit-rps"]) > 0
-    assert int(notes["nginx.ingress.kubernetes.io/limit-connections"]) > 0
-    assert notes["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
-    [path] = rule["http"]["paths"]
-    assert path["backend"]["service"] == {"name": "storefront", "port": {"name": "http"}}
+    gateway = one(docs, "Gateway", "public")
+    assert gateway["spec"]["gatewayClassName"] == "envoy"
+    listeners = {listener["name"]: listener for listener in gateway["spec"]["listeners"]}
+    https = listeners["https"]
+    host = https["hostname"]
+    assert (https["protocol"], https["port"], https["tls"]["mode"]) == ("HTTPS", 443, "Terminate")
+    [cert_ref] = https["tls"]["certificateRefs"]
+    certificate = one(docs, "Certificate", "purchases-example-com")
+    assert certificate["spec"]["secretName"] == cert_ref["name"]
+    assert certificate["spec"]["dnsNames"] == [host]
+    assert certificate["spec"]["issuerRef"] == {
+        "group": "cert-manager.io",
+        "kind": "ClusterIssuer",
+        "name": "letsencrypt",
+    }
+    # Plain HTTP answers only with a redirect to https.
+    assert listeners["http"]["hostname"] == host
+    redirect = one(docs, "HTTPRoute", "https-redirect")
+    assert redirect["spec"]["parentRefs"] == [{"name": "public", "sectionName": "http"}]
+    [rule] = redirect["spec"]["rules"]
+    assert "backendRefs" not in rule
+    assert rule["filters"] == [
+        {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}
+    ]
+    route = one(docs, "HTTPRoute", "storefront")
+    assert route["spec"]["parentRefs"] == [{"name": "public", "sectionName": "https"}]
+    assert route["spec"]["hostnames"] == [host]
+    [rule] = route["spec"]["rules"]
+    assert rule["backendRefs"] == [{"name": "storefront", "port": 80}]
     # Django in step with the host: allowed, `next` links on it, https known from the proxy.
     config = app_config(docs)
     assert host in config["DJANGO_ALLOWED_HOSTS"].split(",")
@@ -268,13 +176,58 @@ def test_production_ingress_terminates_tls_for_the_public_host(rendered) -> None
     assert int(config["DJANGO_SECURE_HSTS_SECONDS"]) >= 86400
 
 
-def test_client_timeouts_are_set_on_the_ingress_controller() -> None:
-    values = yaml.safe_load((REPO / PRODUCTION / "ingress-nginx-values.yaml").read_text())
-    config = values["controller"]["config"]
-    for key in ("client-header-timeout", "client-body-timeout"):
-        assert 1 <= int(config[key]) <= 60, key
-    assert config["limit-req-status-code"] == "429"
-    assert values["controller"]["service"]["externalTrafficPolicy"] == "Local"
+def _seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    for unit in ("ms", "s", "m", "h"):
+        if duration.endswith(unit) and duration[: -len(unit)].replace(".", "").isdigit():
+            return float(duration[: -len(unit)]) * units[unit]
+    raise ValueError(duration)
+
+
+def test_edge_cuts_slow_clients_limits_each_client_and_sees_its_address(rendered) -> None:
+    docs = rendered[PRODUCTION]
+    client = one(docs, "ClientTrafficPolicy", "public-clients")["spec"]
+    assert client["targetRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"}
+    ]
+    timeouts = client["timeout"]["http"]
+    # Headers within 10 s, the whole request soon after (BODY_TIMEOUT_S is 10 s in the app).
+    assert 1 <= _seconds(timeouts["requestHeadersReceivedTimeout"]) <= 15
+    assert (
+        _seconds(timeouts["requestHeadersReceivedTimeout"])
+        < _seconds(timeouts["requestReceivedTimeout"])
+        <= 30
+    )
+    # The client's own address: from the load balancer's PROXY header, required.
+    assert client["proxyProtocol"] == {"optional": False}
+    backend = one(docs, "BackendTrafficPolicy", "storefront-limits")["spec"]
+    assert backend["targetRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "storefront"}
+    ]
+    # Per client address (Distinct), counted across every proxy replica (Global).
+    assert backend["rateLimit"]["type"] == "Global"
+    rules = backend["rateLimit"]["global"]["rules"]
+    assert {r["clientSelectors"][0]["sourceCIDR"]["value"] for r in rules} == {"0.0.0.0/0", "::/0"}
+    for rule in rules:
+        assert rule["clientSelectors"] == [
+            {"sourceCIDR": {"type": "Distinct", "value": rule["clientSelectors"][0]["sourceCIDR"]["value"]}}
+        ]
+        assert rule["limit"]["requests"] > 0
+    assert backend["requestBuffer"]["limit"] == "128Ki"
+
+
+def test_the_edge_class_is_envoy_gateway_behind_a_proxy_protocol_balancer(cluster_rendered) -> None:
+    docs = cluster_rendered["k8s/cluster/production"]
+    gateway_class = one(docs, "GatewayClass", "envoy")
+    assert gateway_class["spec"]["controllerName"] == "gateway.envoyproxy.io/gatewayclass-controller"
+    ref = gateway_class["spec"]["parametersRef"]
+    proxy = one(docs, "EnvoyProxy", ref["name"])
+    assert proxy["metadata"]["namespace"] == ref["namespace"]
+    service = proxy["spec"]["provider"]["kubernetes"]["envoyService"]
+    assert service["annotations"]["service.beta.kubernetes.io/aws-load-balancer-proxy-protocol"] == "*"
+    # cert-manager proves the domain with DNS-01: no solver pod behind the default-deny policy.
+    [solver] = one(docs, "ClusterIssuer", "letsencrypt")["spec"]["acme"]["solvers"]
+    assert set(solver) == {"selector", "dns01"}
 
 
 def test_node_port_only_in_the_local_overlay(rendered) -> None:
@@ -283,12 +236,21 @@ def test_node_port_only_in_the_local_overlay(rendered) -> None:
             s["metadata"]["name"] for s in find(docs, "Service") if s["spec"].get("type") == "NodePort"
         ]
         assert node_ports == (["storefront"] if path == LOCAL else []), path
-        assert bool(find(docs, "Ingress")) == (path == PRODUCTION), path
-    # Behind the Ingress only the controller's namespace reaches the storefront.
+        assert bool(find(docs, "Gateway")) == (path == PRODUCTION), path
+        assert find(docs, "Ingress") == [], "ingress-nginx is end of life: the edge is the Gateway"
+    # Behind the Gateway only the Envoy proxies reach the storefront.
     policy = one(rendered[PRODUCTION], "NetworkPolicy", "storefront-http")
     [rule] = policy["spec"]["ingress"]
     assert rule["from"] == [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}},
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/component": "proxy",
+                    "app.kubernetes.io/managed-by": "envoy-gateway",
+                }
+            },
+        }
     ]
 
 
@@ -310,44 +272,27 @@ def test_identity_settings_in_both_overlays(rendered) -> None:
         assert volumes["auth-jwks"]["configMap"]["items"] == [{"key": "jwks.json", "path": "jwks.json"}]
 
 
-# --- 8. jobs that re-apply, dead letters that stay ---------------------------------------
+# --- 6. jobs that re-apply ------------------------------------------------------------------
 
 
 def test_no_immutable_job_templates_are_applied(docs: list[Doc]) -> None:
     # A Job's template is immutable and names the hashed ConfigMaps: re-applying after a
-    # config change would fail. CronJobs may change; jobs are started from them.
+    # config change would fail. CronJobs may change; jobs are started from them. Topics,
+    # users and backups are the operators' now: the one CronJob left is the replay.
     assert find(docs, "Job") == []
-    for cron in find(docs, "CronJob"):
-        assert cron["spec"]["concurrencyPolicy"] == "Forbid", cron["metadata"]["name"]
-    topics = one(docs, "CronJob", "kafka-create-topics")
-    assert not topics["spec"].get("suspend")
-    assert one(docs, "CronJob", "replay-dlq")["spec"]["suspend"] is True
-    replay = containers(one(docs, "CronJob", "replay-dlq"))[0]
+    assert [c["metadata"]["name"] for c in find(docs, "CronJob")] == ["replay-dlq"]
+    cron = one(docs, "CronJob", "replay-dlq")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cron["spec"]["suspend"] is True
+    replay = containers(cron)[0]
     assert replay["command"][:3] == ["python", "manage.py", "replay_dlq"]
 
 
-def test_dead_letters_are_kept_long_and_the_setting_reaches_existing_topics(docs: list[Doc]) -> None:
-    retention = int(kafka_config(docs)["KAFKA_DLQ_RETENTION_MS"])
-    assert retention == -1 or retention >= 30 * 24 * 3600 * 1000
-    script = config_map(docs, "kafka-scripts")["create-kafka-topics.sh"]
-    assert (
-        'create "${KAFKA_DLQ_TOPIC}" "${KAFKA_DLQ_TOPIC_PARTITIONS}" "retention.ms=${KAFKA_DLQ_RETENTION_MS}"'
-        in script
-    )
-    assert "kafka-configs.sh" in script and "--alter" in script
-
-
-def test_shell_scripts_parse() -> None:
-    for script in sorted(SCRIPTS.glob("*.sh")):
-        result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
-        assert result.returncode == 0, f"{script.name}: {result.stderr}"
-
-
-# --- 9. zones ------------------------------------------------------------------------------
+# --- 7. zones --------------------------------------------------------------------------------
 
 
 def test_pods_spread_over_zones(docs: list[Doc]) -> None:
-    for workload in [*find(docs, "Deployment"), one(docs, "StatefulSet", "kafka")]:
+    for workload in find(docs, "Deployment"):
         name = workload["metadata"]["name"]
         constraints = pod_spec(workload).get("topologySpreadConstraints", [])
         keys = {c["topologyKey"]: c for c in constraints}
@@ -355,40 +300,3 @@ def test_pods_spread_over_zones(docs: list[Doc]) -> None:
         for constraint in constraints:
             assert constraint["maxSkew"] == 1
             assert label_selector_matches(constraint["labelSelector"], pod_labels(workload)), name
-
-
-def test_production_brokers_must_spread(rendered) -> None:
-    kafka = one(rendered[PRODUCTION], "StatefulSet", "kafka")
-    rules = {c["topologyKey"]: c["whenUnsatisfiable"] for c in pod_spec(kafka)["topologySpreadConstraints"]}
-    assert rules == {
-        "topology.kubernetes.io/zone": "DoNotSchedule",
-        "kubernetes.io/hostname": "DoNotSchedule",
-    }
-    # The local overlay must still schedule on one node.
-    local = one(rendered[LOCAL], "StatefulSet", "kafka")
-    assert {c["whenUnsatisfiable"] for c in pod_spec(local)["topologySpreadConstraints"]} == {
-        "ScheduleAnyway"
-    }
-
-
-def test_broker_rack_comes_from_the_zone(docs: list[Doc]) -> None:
-    kafka = containers(one(docs, "StatefulSet", "kafka"), init=False)[0]
-    [rack] = [v for v in kafka["env"] if v["name"] == "KAFKA_RACK"]
-    assert rack["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.labels['topology.kubernetes.io/zone']"
-    start = config_map(docs, "kafka-scripts")["start-kafka.sh"]
-    assert 'echo "broker.rack=${KAFKA_RACK}"' in start
-
-
-# --- 10. data that survives ----------------------------------------------------------------
-
-
-def test_database_is_backed_up_and_not_drained_silently(docs: list[Doc]) -> None:
-    backup = one(docs, "CronJob", "mongodb-backup")
-    [container] = containers(backup)
-    assert container["command"] == ["/bin/bash", "/scripts/mongodb-backup.sh"]
-    assert int(env_value(container, "MONGODB_BACKUP_RETENTION_DAYS")) >= 7
-    [claim] = [v for v in pod_spec(backup)["volumes"] if "persistentVolumeClaim" in v]
-    one(docs, "PersistentVolumeClaim", claim["persistentVolumeClaim"]["claimName"])
-    script = config_map(docs, "mongodb-scripts")["mongodb-backup.sh"]
-    assert "--oplog" in script and "-mtime +" in script
-    assert one(docs, "PodDisruptionBudget", "mongodb")["spec"]["maxUnavailable"] == 0

@@ -20,7 +20,7 @@ from .manifests import (
     containers,
     env_value,
     find,
-    kafka_config,
+    is_custom,
     label_selector_matches,
     matches,
     metrics_port,
@@ -35,43 +35,46 @@ from .manifests import (
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_rendered_manifests_are_valid(docs: list[Doc], version: str) -> None:
+    # The operators' custom resources: test_custom_resources.py, against tests/k8s/schemas.
     for doc in docs:
-        # Raises on a schema violation, an unknown field (strict) or an unknown kind.
-        kubernetes_validate.validate(doc, version, strict=True)
+        if not is_custom(doc):
+            # Raises on a schema violation, an unknown field (strict) or an unknown kind.
+            kubernetes_validate.validate(doc, version, strict=True)
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-def test_secret_example_is_valid(secret_example: Doc, version: str) -> None:
-    kubernetes_validate.validate(secret_example, version, strict=True)
+def test_cluster_manifests_are_valid(cluster_rendered, version: str) -> None:
+    for docs in cluster_rendered.values():
+        for doc in docs:
+            if not is_custom(doc):
+                kubernetes_validate.validate(doc, version, strict=True)
 
 
 def test_every_namespaced_object_is_in_purchase_system(docs: list[Doc]) -> None:
+    # The Namespace itself is not part of the application (k8s/cluster/).
+    assert find(docs, "Namespace") == []
     for doc in docs:
-        if doc["kind"] == "Namespace":
-            assert doc["metadata"]["name"] == NAMESPACE
-        else:
-            assert doc["metadata"].get("namespace") == NAMESPACE, doc["metadata"]["name"]
+        assert doc["metadata"].get("namespace") == NAMESPACE, doc["metadata"]["name"]
 
 
 def test_contract_objects_exist(docs: list[Doc]) -> None:
-    # The counts (storefront 2, ledger 1 at least) are the HPAs' minimums (item: no `replicas`).
+    # The counts (storefront 2, ledger 2 at least) are the HPAs' minimums (item: no `replicas`).
     for name in APP_DEPLOYMENTS:
         one(docs, "Deployment", name)
     assert one(docs, "HorizontalPodAutoscaler", "storefront")["spec"]["minReplicas"] == 2
-    assert one(docs, "HorizontalPodAutoscaler", "ledger")["spec"]["minReplicas"] == 1
+    assert one(docs, "HorizontalPodAutoscaler", "ledger")["spec"]["minReplicas"] == 2
     assert one(docs, "Service", "ledger")["spec"].get("type", "ClusterIP") == "ClusterIP"
     assert one(docs, "Service", "ledger")["spec"]["ports"][0]["port"] == 5001
-    assert one(docs, "Service", "kafka")["spec"]["ports"][0]["port"] == 9092
-    mongodb_service = one(docs, "Service", "mongodb")
-    assert mongodb_service["spec"]["clusterIP"] == "None"
-    assert mongodb_service["spec"]["ports"][0]["port"] == 27017
-    kafka = one(docs, "StatefulSet", "kafka")
-    assert containers(kafka)[0]["image"].startswith("apache/kafka:")
-    mongodb = one(docs, "StatefulSet", "mongodb")
-    assert {c["image"] for c in containers(mongodb)} == {"mongo:7.0"}
-    for stateful_set in (kafka, mongodb):
-        assert stateful_set["spec"]["volumeClaimTemplates"], "needs a persistent volume"
-    one(docs, "CronJob", "kafka-create-topics")
+    # Kafka and MongoDB are the operators' (contract, "Kubernetes"): no broker or database
+    # workload of the application's own.
+    one(docs, "Kafka", "kafka")
+    one(docs, "PerconaServerMongoDB", "mongodb")
+    assert find(docs, "StatefulSet") == []
+    assert find(docs, "PersistentVolumeClaim") == []
+    assert {w["metadata"]["name"] for w in workloads(docs)} == {*APP_DEPLOYMENTS, "replay-dlq"}
+    for workload in workloads(docs):
+        for container in containers(workload):
+            assert not container["image"].startswith(("apache/kafka", "mongo", "percona/")), workload
 
 
 def test_consumer_runs_the_management_command(docs: list[Doc]) -> None:
@@ -128,19 +131,12 @@ def test_service_target_ports_match_container_ports(docs: list[Doc]) -> None:
                 )
 
 
-def test_stateful_sets_use_their_headless_service(docs: list[Doc]) -> None:
-    for stateful_set in find(docs, "StatefulSet"):
-        service = one(docs, "Service", stateful_set["spec"]["serviceName"])
-        assert service["spec"]["clusterIP"] == "None"
-        assert matches(service["spec"]["selector"], pod_labels(stateful_set))
-
-
 def test_pod_disruption_budgets_select_workloads_and_allow_one_down(docs: list[Doc]) -> None:
+    # The application's; the operators keep their own for the data tier (kafka.yaml, mongodb.yaml).
     pdbs = find(docs, "PodDisruptionBudget")
-    assert {p["metadata"]["name"] for p in pdbs} >= {*APP_DEPLOYMENTS, "kafka", "mongodb"}
+    assert {p["metadata"]["name"] for p in pdbs} == set(APP_DEPLOYMENTS)
     for pdb in pdbs:
-        # The one-member database is the exception: a drain waits for an operator.
-        assert pdb["spec"]["maxUnavailable"] == (0 if pdb["metadata"]["name"] == "mongodb" else 1)
+        assert pdb["spec"]["maxUnavailable"] == 1
         assert "minAvailable" not in pdb["spec"]
         assert any(label_selector_matches(pdb["spec"]["selector"], pod_labels(w)) for w in workloads(docs))
 
@@ -149,7 +145,7 @@ def test_storefront_service_exposes_only_http(docs: list[Doc]) -> None:
     service = one(docs, "Service", "storefront")
     [port] = service["spec"]["ports"]
     assert (port["port"], port["targetPort"]) == (80, 8000)
-    # NodePort 30080 in the local overlay only; elsewhere the Ingress (production) is the way in.
+    # NodePort 30080 in the local overlay only; in production the Gateway is the way in.
     if find(docs, "Deployment", "storefront") and service["spec"]["type"] == "NodePort":
         assert port["nodePort"] == 30080
     for svc in find(docs, "Service"):
@@ -247,7 +243,7 @@ def _check_behaviour(hpa: Doc) -> None:
 
 
 def test_web_hpas_scale_on_requests_per_second(docs: list[Doc]) -> None:
-    for name, (low, high) in {"storefront": (2, 10), "ledger": (1, 5)}.items():
+    for name, (low, high) in {"storefront": (2, 10), "ledger": (2, 5)}.items():
         hpa = one(docs, "HorizontalPodAutoscaler", name)
         assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
         assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (low, high)
@@ -274,7 +270,8 @@ def test_consumer_hpa_scales_on_lag_up_to_the_partition_count(docs: list[Doc]) -
 
 def test_config_map_holds_the_contract_settings(docs: list[Doc]) -> None:
     config = app_config(docs)
-    assert config["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    # Strimzi's bootstrap Service: the TLS listener in production, the plain one locally.
+    assert config["KAFKA_BOOTSTRAP_SERVERS"] in {"kafka-kafka-bootstrap:9093", "kafka-kafka-bootstrap:9092"}
     assert config["KAFKA_TOPIC"] == "purchases"
     assert config["KAFKA_TOPIC_PARTITIONS"] == "6"
     assert config["KAFKA_DLQ_TOPIC"] == "purchases.dlq"
@@ -312,56 +309,10 @@ def test_referenced_config_maps_exist(docs: list[Doc]) -> None:
             assert ref in names, f"{workload['metadata']['name']} refers to missing ConfigMap {ref}"
 
 
-def test_secret_example_provides_every_referenced_key(docs: list[Doc], secret_example: Doc) -> None:
-    name = secret_example["metadata"]["name"]
-    assert secret_example["metadata"]["namespace"] == NAMESPACE
-    keys = set(secret_example["stringData"])
-    for workload in workloads(docs):
-        spec = pod_spec(workload)
-        for volume in spec.get("volumes", []):
-            if "secret" in volume:
-                assert volume["secret"]["secretName"] == name
-                assert {i["key"] for i in volume["secret"].get("items", [])} <= keys
-        for container in containers(workload):
-            assert not any("secretRef" in e for e in container.get("envFrom", []))
-            for var in container.get("env", []):
-                ref = var.get("valueFrom", {}).get("secretKeyRef")
-                if ref:
-                    assert ref["name"] == name and ref["key"] in keys, var
-    # Each URI logs in as the user the mongodb-users CronJob makes from the same Secret.
-    data = secret_example["stringData"]
-    for who in ("CONSUMER", "LEDGER"):
-        uri = data[f"MONGODB_{who}_URI"]
-        assert f"{data[f'MONGODB_{who}_USERNAME']}:{data[f'MONGODB_{who}_PASSWORD']}@" in uri
-        assert "replicaSet=rs0" in uri and "authSource=admin" in uri
-
-
 def test_storefront_gets_no_mongodb_credentials(docs: list[Doc]) -> None:
     container = containers(one(docs, "Deployment", "storefront"))[0]
     assert "MONGODB_URI" not in {v["name"] for v in container.get("env", [])}
-
-
-def test_kafka_quorum_and_replication_fit_the_broker_count(docs: list[Doc]) -> None:
-    config = kafka_config(docs)
-    brokers = one(docs, "StatefulSet", "kafka")["spec"]["replicas"]
-    assert int(config["KAFKA_BROKER_COUNT"]) == brokers
-    replication = int(config["KAFKA_REPLICATION_FACTOR"])
-    min_isr = int(config["KAFKA_MIN_INSYNC_REPLICAS"])
-    assert 1 <= min_isr <= replication <= brokers
-    if brokers > 1:
-        # One broker may be down (the PDB allows it) without refusing acks=all writes.
-        assert min_isr < replication
-
-
-def test_production_runs_three_replicated_brokers(rendered: dict[str, list[Doc]]) -> None:
-    docs = rendered["k8s/overlays/production"]
-    config = kafka_config(docs)
-    assert one(docs, "StatefulSet", "kafka")["spec"]["replicas"] == 3
-    assert (config["KAFKA_REPLICATION_FACTOR"], config["KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2")
-
-
-def test_local_overlay_runs_one_broker(rendered: dict[str, list[Doc]]) -> None:
-    assert one(rendered["k8s/overlays/local"], "StatefulSet", "kafka")["spec"]["replicas"] == 1
+    assert "mongodb-ca" not in {v["name"] for v in pod_spec(one(docs, "Deployment", "storefront"))["volumes"]}
 
 
 # --- metrics and network policies -------------------------------------------------------
@@ -413,14 +364,35 @@ def test_default_deny_ingress(docs: list[Doc]) -> None:
 
 def test_network_policies_admit_only_the_contract_clients(docs: list[Doc]) -> None:
     assert _allowed_sources(docs, "ledger", 5001) == {"storefront"}
-    # The application, and the administration CronJobs (users, backups).
-    assert _allowed_sources(docs, "mongodb", 27017) == {
-        "ledger", "purchase-consumer", "mongodb-users", "mongodb-backup",
-    }  # fmt: skip
-    # Besides the brokers themselves (replication) and `replay_dlq` run by an operator.
-    kafka_clients = {"storefront", "purchase-consumer", "kafka-create-topics", "replay-dlq", "kafka"}
-    assert _allowed_sources(docs, "kafka", 9092) == kafka_clients
-    assert _allowed_sources(docs, "kafka", 9093) == {"kafka"}
+    # MongoDB: the ledger, the consumer, the members themselves (replication and the backup
+    # agents beside them), the operator's namespace and the exporter.
+    [policy] = [
+        p
+        for p in find(docs, "NetworkPolicy")
+        if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name")
+        == "percona-server-mongodb"
+    ]
+    [rule] = policy["spec"]["ingress"]
+    assert [p["port"] for p in rule["ports"]] == [27017]
+    same_namespace = {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        for peer in rule["from"]
+        if "namespaceSelector" not in peer
+    }
+    assert same_namespace == {"ledger", "purchase-consumer", "percona-server-mongodb"}
+    namespaces = {
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for peer in rule["from"]
+        if "namespaceSelector" in peer
+    }
+    assert namespaces == {"psmdb-operator", "monitoring"}
+    # Kafka: Strimzi writes the brokers' policies from the client listener's peers.
+    [listener] = one(docs, "Kafka", "kafka")["spec"]["kafka"]["listeners"]
+    peers = {
+        p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in listener["networkPolicyPeers"]
+    }
+    assert peers == {"storefront", "purchase-consumer", "replay-dlq"}
+    assert all(set(p) == {"podSelector"} for p in listener["networkPolicyPeers"])
 
 
 def test_monitoring_namespace_reaches_only_the_metrics_port(docs: list[Doc]) -> None:
@@ -431,8 +403,8 @@ def test_monitoring_namespace_reaches_only_the_metrics_port(docs: list[Doc]) -> 
             for rule in policy["spec"].get("ingress", []):
                 for peer in rule.get("from", []):
                     selector = peer.get("namespaceSelector")
-                    if selector == {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}:
-                        # Production: the ingress controller reaches the storefront's HTTP port.
+                    if selector == {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}}:
+                        # Production: the Envoy proxies reach the storefront's HTTP port.
                         assert (app, [p["port"] for p in rule["ports"]]) == ("storefront", [8000])
                     elif selector is not None:
                         assert selector == {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}

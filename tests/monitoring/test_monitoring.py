@@ -63,13 +63,19 @@ HISTOGRAMS = {
 GAUGES = {"kafka_consumer_lag"}
 # Made by Prometheus itself for every scrape target (used for "consumer down").
 SCRAPE_SERIES = {"up"}
-# From the standard exporters: kafka_exporter and Percona's mongodb_exporter (values in
-# k8s/monitoring), kube-state-metrics (part of the Prometheus chart).
+# From the standard exporters: kafka_exporter (Strimzi's, k8s/base/kafka.yaml), Percona's
+# mongodb_exporter (values in k8s/monitoring), kube-state-metrics (part of the Prometheus
+# chart; psmdb_backup_* from its custom resource configuration there), cert-manager's
+# controller and the kubelet.
 EXPORTER_SERIES = {
     "kafka_topic_partition_under_replicated_partition",
     "kafka_brokers",
     "mongodb_up",
     "kube_pod_container_status_restarts_total",
+    "psmdb_backup_completed_timestamp_seconds",
+    "certmanager_certificate_expiration_timestamp_seconds",
+    "kubelet_volume_stats_available_bytes",
+    "kubelet_volume_stats_capacity_bytes",
 }
 EXPORTED = COUNTERS | GAUGES | {h + suffix for h in HISTOGRAMS for suffix in ("_bucket", "_count", "_sum")}
 ALLOWED_IN_QUERIES = EXPORTED | SCRAPE_SERIES | EXPORTER_SERIES
@@ -90,7 +96,14 @@ REQUIRED_ALERTS = {
     "PurchaseKafkaUnderReplicatedPartitions",
     "PurchaseKafkaExporterDown",
     "PurchaseMongoDBDown",
+    # The data tier and the platform: brokers, backups, certificates, disks.
+    "PurchaseKafkaBrokersMissing",
+    "PurchaseMongoDBBackupStale",
+    "PurchaseCertificateExpiringSoon",
+    "PurchaseVolumeFillingUp",
 }
+RUNBOOKS = REPO_ROOT / "docs" / "kubernetes-runbooks.md"
+RUNBOOK_BASE = "https://github.com/example/purchase-system/blob/main/docs/kubernetes-runbooks.md#"
 
 # The labels the documented scrape job adds (prometheus-values.yaml).
 SCRAPE_LABELS = {"namespace", "pod", "app"}
@@ -236,6 +249,59 @@ def test_required_alerts_exist_and_each_has_a_firing_unit_test():
                 (fired if art.get("exp_alerts") else quiet).add(art["alertname"])
     assert alerts <= fired, f"alerts never shown firing in a unit test: {alerts - fired}"
     assert alerts <= quiet, f"alerts never shown quiet in a unit test: {alerts - quiet}"
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces as hyphens."""
+    out = set()
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            out.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return out
+
+
+def test_every_alert_links_its_runbook_section():
+    anchors = _anchors(RUNBOOKS.read_text())
+    for group in load_rules()["groups"]:
+        for rule in group["rules"]:
+            if "alert" not in rule:
+                continue
+            url = rule["annotations"]["runbook_url"]
+            assert url == RUNBOOK_BASE + rule["alert"].lower(), rule["alert"]
+            assert url.removeprefix(RUNBOOK_BASE) in anchors, f"no section {rule['alert']} in {RUNBOOKS.name}"
+
+
+def test_alertmanager_sends_every_alert_to_a_receiver_from_the_store():
+    values = load_values(PROMETHEUS_VALUES)
+    config = values["alertmanager"]["config"]
+    assert values["alertmanager"]["enabled"] is True
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert config["route"]["receiver"] in receivers and "routes" not in config["route"]
+    [hook] = receivers[config["route"]["receiver"]]["webhook_configs"]
+    # The URL is a file from the mounted Secret, which the ExternalSecret writes.
+    assert "url" not in hook
+    [mount] = values["alertmanager"]["extraSecretMounts"]
+    assert hook["url_file"].startswith(mount["mountPath"] + "/")
+    external = yaml.safe_load_all((MONITORING / "external-secrets.yaml").read_text())
+    targets = {d["spec"]["target"]["name"]: d for d in external}
+    keys = {d["secretKey"] for d in targets[mount["secretName"]]["spec"]["data"]}
+    assert hook["url_file"].rsplit("/", 1)[1] in keys
+
+
+def test_backup_metric_is_recorded_from_the_operators_backups():
+    ksm = load_values(PROMETHEUS_VALUES)["kube-state-metrics"]
+    [resource] = ksm["customResourceState"]["config"]["spec"]["resources"]
+    assert resource["groupVersionKind"] == {
+        "group": "psmdb.percona.com", "version": "v1", "kind": "PerconaServerMongoDBBackup",
+    }  # fmt: skip
+    [metric] = resource["metrics"]
+    name = f"{resource['metricNamePrefix']}_{metric['name']}"
+    assert name == "psmdb_backup_completed_timestamp_seconds"
+    assert metric["each"]["gauge"]["labelsFromPath"] == {"state": ["state"]}
+    assert {"cluster", "namespace"} <= set(resource["labelsFromPath"])
+    [rule] = ksm["rbac"]["extraRules"]
+    assert rule["resources"] == ["perconaservermongodbbackups"] and "watch" in rule["verbs"]
 
 
 def test_recording_rules_are_tested_or_used():

@@ -13,7 +13,6 @@ import itertools
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -56,6 +55,11 @@ class Scraper:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join(10)
+
+    def wait_for_more(self, scrapes: int = 3) -> None:
+        """Until `scrapes` more scrapes have finished (the values after the last answer)."""
+        target = len(self.values) + scrapes
+        wait_until(lambda: len(self.values) >= target or self.errors, 20, f"{scrapes} more scrapes")
 
 
 def assert_never_decreases(values: list[float]) -> None:
@@ -131,7 +135,7 @@ def test_request_counter_adds_up_exactly_over_three_workers(make_stack, tmp_path
         for t in threads:
             t.join(60)
         during = len(scraper.values)
-        time.sleep(0.3)  # a few more scrapes after the last answer
+        scraper.wait_for_more()
     after = [get_count(metrics_port) for _ in range(3)]
 
     print(f"before={before} after={after} scrapes during={during}/{len(scraper.values)} results={results}")
@@ -186,11 +190,20 @@ def test_counter_survives_a_worker_killed_with_sigkill(make_stack, tmp_path):
             20,
             "the server replacing the killed worker",
         )
-        time.sleep(1.5)  # traffic keeps running against the new worker set
+        # Traffic keeps running until the new worker set has served some of it.
+        wait_until(
+            lambda: any(
+                per_worker_get_counts(multiproc_dir).get(pid, 0) >= 20
+                for pid in replaced
+                if pid not in workers
+            ),
+            30,
+            "a replacement worker serving requests",
+        )
         stop.set()
         for t in threads:
             t.join(30)
-        time.sleep(0.3)
+        scraper.wait_for_more()
     assert not any(t.is_alive() for t in threads), "traffic threads did not finish"
     final = get_count(metrics_port)
 

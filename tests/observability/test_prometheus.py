@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -30,7 +29,7 @@ from devstack.stack import free_port, http_ok, wait_until
 from tests.monitoring.adapter import render_adapter_query
 from tests.support import http
 from tests.support.load import Load
-from tests.support.metrics import samples, scrape
+from tests.support.metrics import samples, scrape, total
 
 PROMETHEUS = "/usr/bin/prometheus"
 NAMESPACE = "purchase-system"
@@ -198,7 +197,17 @@ def test_adapter_queries_against_a_real_prometheus(stack, tmp_path, userid):
 
         # The consumer catches up; the lag metric says so (checked on the consumer first).
         wait_until(lambda: consumer_lag(stack) == 0, 20, "consumer lag 0 on the consumer's own /metrics", 0.2)
-        time.sleep(2.5 * SCRAPE_INTERVAL_S)  # prometheus scrapes the last values
+        # Prometheus has scraped the last values: its counter and lag equal the processes' own.
+        own_count = total(
+            scrape(stack.ports.storefront_metrics), "django_http_requests_total_by_method_total"
+        )
+
+        def scraped_last_values():
+            count = prom.api_query(f"sum({counter})")
+            lag = prom.api_query(f'sum(kafka_consumer_lag{{namespace="{NAMESPACE}"}})')
+            return count and lag and value_of(count) >= own_count and value_of(lag) == 0
+
+        wait_until(scraped_last_values, 10 * SCRAPE_INTERVAL_S, "prometheus scraping the last values", 0.2)
 
         # (a) http_requests_per_second for the storefront pod, as the storefront's HPA asks for it.
         rps_query = render_adapter_query(

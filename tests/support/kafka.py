@@ -1,7 +1,9 @@
 """Reading the topics of the broker under test, and the consumer group's committed offsets.
 
 Readers use a group of their own that never commits, so they never disturb the
-consumers under test; every read has a deadline.
+consumers under test; every read has a deadline. They are configured like the services'
+clients (purchases_project/kafka_config.py), so the settings' security (TLS, SASL) reaches
+them too.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
+from purchases_project import kafka_config
+
 POLL_S = 0.5
 
 
 def _reader(bootstrap: str) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **kafka_config.common(bootstrap_servers=bootstrap),
             "group.id": f"test-reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -101,7 +105,7 @@ def _purchase_id(message: Message) -> str | None:
 
 def committed(bootstrap: str, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
     """The group's committed offset of each partition (negative: none yet)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    consumer = Consumer({**kafka_config.common(bootstrap_servers=bootstrap), "group.id": group})
     try:
         tps = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
         return {tp.partition: tp.offset for tp in tps}

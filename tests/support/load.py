@@ -34,6 +34,8 @@ class Load:
         self.count, self.threads, self.seconds, self.rate = count, threads, seconds, rate
         self.accepted: dict[str, tuple[str, Decimal]] = {}
         self.statuses: Counter = Counter()
+        # (time.monotonic(), error) of every request that got no answer at all.
+        self.errors: list[tuple[float, str]] = []
         self.sent = 0
         self.elapsed = 0.0
         run_id = uuid.uuid4().hex[:6]
@@ -86,8 +88,10 @@ class Load:
                 try:
                     response = client.post("/buy", json=body, token=self.tokens[userid])
                     status = response.status_code
-                except requests.RequestException:
+                except requests.RequestException as exc:
                     status, response = "error", None
+                    with self._lock:
+                        self.errors.append((time.monotonic(), repr(exc)))
                     self._stop.wait(0.05)  # a refused connection: do not spin while a process restarts
                 with self._lock:
                     self.statuses[status] += 1

@@ -1,0 +1,118 @@
+"""Micro-benchmarks of the per-request work: `python -m bench.micro [pyperf options]`.
+
+pyperf runs each in worker processes of its own (calibrated loops, warm-ups, several values
+per process) and prints mean ± standard deviation; `--fast` for a quick look, `-o FILE.json`
+to keep the figures for `python -m pyperf compare_to`. Measured in this process, no server:
+- the `/buy` body: JSON parsed with exact decimals, the fields checked by the rules (a typical
+  body, and a 64 KiB price of spaces, the largest body a client may send to be refused);
+- bearer token verification (`identity.authenticate(request)`, header parsing included):
+  cold (a token the process has not seen: signature and claims, ES256 and RS256) and cached
+  (a token seen before, whose validity window is still checked).
+Exits non-zero if the cached verification is above its 100 µs target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyperf
+
+TARGET_CACHED_US = 100.0
+TYPICAL_BODY = b'{"username": "john", "userid": "user123", "price": 29.99}'
+SPACES_PRICE_BODY = b'{"username": "john", "userid": "user123", "price": "' + b" " * (64 * 1024 - 60) + b'"}'
+
+
+def _setup():
+    from purchases_project.local_issuer import LocalIssuer
+
+    issuer = LocalIssuer(Path(tempfile.mkdtemp(prefix="bench-micro-"))).ensure()
+    os.environ.update(issuer.env())
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purchases_project.settings")
+    import django
+    from django.conf import settings
+
+    django.setup()
+    for name, value in issuer.env().items():
+        setattr(settings, name, value)
+    from purchases_project import identity
+
+    identity.reset()
+    return issuer
+
+
+def _request(token: str):
+    from django.http import HttpRequest
+
+    request = HttpRequest()
+    request.META["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return request
+
+
+def buy_body(body: bytes) -> None:
+    """What `POST /buy` does with a body before it publishes (storefront/apis.py)."""
+    from purchases_project import jsonutil
+    from purchases_project.rules import (
+        InvalidPurchase,
+        missing_fields,
+        parse_price,
+        parse_userid,
+        parse_username,
+    )
+
+    data = jsonutil.loads(body)
+    if missing_fields(data):
+        return
+    try:
+        parse_price(data["price"])
+        parse_username(data["username"])
+        parse_userid(data["userid"])
+    except InvalidPurchase:
+        pass
+
+
+def cold(key):
+    """A timer for pyperf: `loops` verifications of tokens this process has not seen."""
+    from purchases_project import identity, local_issuer
+
+    def timed(loops: int) -> float:
+        claims = [local_issuer.claims_for(f"u{n}", scope="openid purchases:read") for n in range(loops)]
+        requests = [_request(local_issuer.sign(key, c)) for c in claims]
+        identity.verifier()._cache.clear()
+        started = time.perf_counter()
+        for request in requests:
+            identity.authenticate(request)
+        return time.perf_counter() - started
+
+    return timed
+
+
+def main() -> int:
+    runner = pyperf.Runner(program_args=("-m", "bench.micro"))
+    issuer = _setup()
+    from purchases_project import identity, local_issuer
+
+    rsa = local_issuer.new_key("RS256")
+    issuer.jwks_path.write_text(json.dumps(local_issuer.jwks(issuer.key(), rsa)))
+    cached_request = _request(issuer.token("user123", scope="openid purchases:read"))
+    identity.authenticate(cached_request)  # the JWKS is fetched once, outside the measurement
+
+    runner.bench_func("buy body: typical, parsed and checked", buy_body, TYPICAL_BODY)
+    runner.bench_func("buy body: a 64 KiB price of spaces, refused", buy_body, SPACES_PRICE_BODY)
+    runner.bench_time_func("token: cold ES256", cold(issuer.key()))
+    runner.bench_time_func("token: cold RS256", cold(rsa))
+    cached = runner.bench_func("token: cached", identity.authenticate, cached_request)
+    if cached is None or runner.args.worker:  # not run here, or a worker: the parent judges
+        return 0
+    mean_us = cached.mean() * 1e6
+    verdict = "within" if mean_us <= TARGET_CACHED_US else "ABOVE"
+    print(f"cached token verification {mean_us:.1f} us: {verdict} the {TARGET_CACHED_US:.0f} us target")
+    return 0 if mean_us <= TARGET_CACHED_US else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .PHONY: run test setup setup-test image lint format clean lock
 
-$(VENV)/.ready: requirements/pip.lock requirements/dev.lock scripts/setup.sh
+$(VENV)/.ready: requirements/pip.lock requirements/dev.lock devstack/package-lock.json scripts/setup.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) ./scripts/setup.sh
 
 setup: $(VENV)/.ready

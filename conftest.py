@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from devstack.stack import Stack
+from devstack.stack import Stack, free_port
 from purchases_project.local_issuer import LocalIssuer
 
 ARTIFACTS = Path(__file__).resolve().parent / "test-artifacts"
@@ -30,8 +30,11 @@ hypothesis_settings.load_profile("suite")
 
 @pytest.fixture(scope="session")
 def token_issuer(tmp_path_factory) -> LocalIssuer:
-    """The token issuer of the tests: the shared stack and in-process views accept its tokens."""
-    return LocalIssuer(tmp_path_factory.mktemp("issuer")).ensure()
+    """The token issuer of the tests: the shared stack and in-process views accept its tokens.
+
+    Its URL is where the shared stack runs the local OpenID provider, which signs with its key."""
+    issuer = f"http://127.0.0.1:{free_port()}"
+    return LocalIssuer(tmp_path_factory.mktemp("issuer"), issuer=issuer).ensure()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -45,6 +48,9 @@ def _in_process_views_verify_the_test_issuers_tokens(token_issuer):
     identity.reset()
     # In-process /buy derives Idempotency-Key ids as the stacks' storefronts do, with a secret.
     settings.IDEMPOTENCY_SECRET = secrets.token_urlsafe(32)
+    # Sessions (browser sign-in) are signed cookies: in-process views need a key to sign them.
+    if not os.environ.get("DJANGO_SECRET_KEY"):
+        settings.SECRET_KEY = secrets.token_urlsafe(32)
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +71,7 @@ def stack(tmp_path_factory, token_issuer):
         mongo_user="purchases",
         mongo_password=secrets.token_urlsafe(16),
         issuer=token_issuer,
+        signin=True,  # browsers sign in with the local OpenID provider (tests/browser)
         # A key rotated into the JWKS is picked up within a second (tests/test_access.py).
         extra_env={"AUTH_JWKS_REFETCH_S": "1"},
     )

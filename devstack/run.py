@@ -2,9 +2,10 @@
 
 Starts the Kafka-protocol broker on :9092, the MongoDB-protocol server on
 :27017 (data kept in .local/mongo), creates the topics with 3 partitions and the
-database's indexes (`manage.py ensure_indexes`), then the ledger (:5001), the
-storefront (:8000) and the consumer. The web services accept tokens of the local
-issuer (.local/issuer, made on first start); it prints ready ones. Ctrl-C (or
+database's indexes (`manage.py ensure_indexes`), the local OpenID provider (:8089),
+then the ledger (:5001), the storefront (:8000) and the consumer. The web services
+accept tokens of the local issuer (.local/issuer, made on first start), the
+provider's and `issue_token`'s alike; it prints ready ones and where to sign in. Ctrl-C (or
 SIGTERM) stops everything it started, clients first.
 """
 
@@ -30,6 +31,7 @@ def main() -> int:
         db_storage=str(LOCAL / "mongo"),
         extra_env={"LOG_FORMAT": "text"},
         issuer=issuer,
+        signin=True,
     )
     stopping = False
 
@@ -40,7 +42,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        print("starting the broker, the database, the ledger, the storefront and the consumer ...")
+        print("starting the broker, database, OpenID provider, ledger, storefront and consumer ...")
         stack.start_infra()
         # The indexes exist before the ledger and the consumer start, as in Kubernetes.
         subprocess.run([sys.executable, "manage.py", "ensure_indexes"], env=stack.env(), check=True)
@@ -50,6 +52,8 @@ def main() -> int:
         print(
             f"""
 The purchase system is running on 127.0.0.1:
+  in a browser {stack.storefront_url}/        your purchases: sign in with any user name
+  sign-in      {issuer.issuer}        the local OpenID provider (development only, no password)
   storefront   {stack.storefront_url}        POST /buy, GET /getAllUserBuys/<userid>, GET /health
   ledger       {stack.ledger_url}        GET /purchases/<userid> (open it in a browser), GET /health
   API docs     {stack.storefront_url}/api/docs/   {stack.ledger_url}/api/docs/

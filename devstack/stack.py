@@ -1,9 +1,8 @@
-"""A whole local stack on 127.0.0.1: the Kafka-protocol broker (Tansu), the
-MongoDB-protocol server (SecantusDB), and the storefront, ledger and consumer.
+"""A whole local stack on 127.0.0.1: the Kafka-protocol broker (Tansu), the MongoDB-protocol
+server (SecantusDB), storefront, ledger, consumer, and (`signin`) the OpenID provider.
 
-Used by `make run`, by the tests and by the benchmark. Every process runs in a
-session of its own and is stopped by its PID (SIGTERM, then SIGKILL after a
-grace period). Development only: nothing here is shipped in the image.
+Used by `make run`, the tests and the benchmark. Every process runs in a session of its own and is
+stopped by its PID (SIGTERM, then SIGKILL after a grace period). Development only: not in the image.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devstack.oidc_provider import OidcProvider
 from devstack.processes import Proc, free_port, http_ok, port_open, tansu_binary, wait_until
 from devstack.tls import Security
 from purchases_project.local_issuer import LocalIssuer
@@ -57,6 +57,7 @@ class Stack:
     extra_env: dict = field(default_factory=dict)
     issuer: LocalIssuer | None = None  # whose tokens the services accept; default: workdir/issuer
     security: Security | None = None  # TLS to both servers and a database user per client (devstack/tls.py)
+    signin: bool = False  # run the local OpenID provider at the issuer's URL (http://127.0.0.1:PORT)
     procs: dict[str, Proc] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -70,6 +71,7 @@ class Stack:
                 "a stack with security needs mongo_user and mongo_password (the database's admin)"
             )
         self._users_created = False
+        self.oidc = OidcProvider(self.issuer, self.ports) if self.signin else None
 
     # -- addresses ----------------------------------------------------------
 
@@ -252,7 +254,8 @@ class Stack:
         port = getattr(self.ports, role)
         metrics = getattr(self.ports, f"{role}_metrics")
         self._check_port_free(port, role)
-        env = self.env(SERVICE_ROLE=role, PORT=port, METRICS_PORT=metrics, **env_overrides)
+        signin = self.oidc.role_env(role) if self.oidc else {}
+        env = self.env(SERVICE_ROLE=role, PORT=port, METRICS_PORT=metrics, **{**signin, **env_overrides})
         env.setdefault("WEB_CONCURRENCY", "2")
         proc = self.spawn(role, [PYTHON, "-m", "purchases_project.serve"], env=env, stop_grace=30)
         url = f"http://127.0.0.1:{port}/health"
@@ -280,6 +283,8 @@ class Stack:
         self.start_broker()
         self.start_mongo()
         self.create_topics()
+        if self.oidc:
+            self.oidc.start(self.spawn, dict(os.environ))
 
     def start_all(self) -> None:
         self.start_infra()

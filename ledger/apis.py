@@ -30,7 +30,8 @@ class UserPurchaseListApi(APIView):
     The storefront forwards the customer's token; the ledger verifies it with the same rules.
     """
 
-    authentication_classes = [identity.BearerTokenAuthentication]
+    # A signed-in browser's session first; any Authorization header goes to the bearer check.
+    authentication_classes = [identity.SessionTokenAuthentication, identity.BearerTokenAuthentication]
 
     @user_purchases_schema(unavailable="MongoDB is unavailable")
     def get(self, request: Request, userid: str) -> Response:
@@ -74,7 +75,7 @@ class UserPurchaseListApi(APIView):
 class UserSpendingApi(APIView):
     """A user's spending per month (UTC), oldest first, from the per-month totals the consumer keeps."""
 
-    authentication_classes = [identity.BearerTokenAuthentication]
+    authentication_classes = [identity.SessionTokenAuthentication, identity.BearerTokenAuthentication]
 
     @user_spending_schema(unavailable="MongoDB is unavailable")
     def get(self, request: Request, userid: str) -> Response:

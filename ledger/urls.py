@@ -2,11 +2,15 @@ from django.urls import path
 
 from ledger import apis
 from purchases_project.api_docs import docs_urlpatterns
+from purchases_project.web.pages import ServiceHome
+from purchases_project.web.urls import signin_urlpatterns
 
 urlpatterns = [
     path("purchases/<str:userid>", apis.UserPurchaseListApi.as_view(), name="ledger-purchases"),
     path("spending/<str:userid>", apis.UserSpendingApi.as_view(), name="ledger-spending"),
     path("health", apis.HealthApi.as_view(), name="ledger-health"),
+    path("", ServiceHome.as_view(), name="ledger-home"),
+    *signin_urlpatterns,
     *docs_urlpatterns(
         title="Purchase ledger (internal)",
         description=(

@@ -3,7 +3,9 @@
 `LocalIssuer(directory).ensure()` creates an ES256 key (`signing-key.pem`, mode 0600)
 and its public JWKS (`jwks.json`) on first use and keeps them afterwards; `token()`
 signs a token that the services configured with `env()` accept. `make run` uses
-`.local/issuer/` (`default_issuer()`); every test stack has one of its own.
+`.local/issuer/` (`default_issuer()`); every test stack has one of its own. The local OpenID
+provider (devstack/oidc_provider.py) signs with the same key under the same issuer URL, so the
+services accept its tokens and these alike.
 `new_key()` and `sign()` make keys and tokens of one's own (tests).
 Development only: production tokens come from the operator's OpenID Connect issuer.
 """
@@ -21,7 +23,8 @@ from joserfc.jwk import ECKey, RSAKey
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIRECTORY = ROOT / ".local" / "issuer"
-ISSUER = "https://local-issuer.invalid"
+# `make run`'s OpenID provider (port 8089); a test stack's issuer names its own port.
+ISSUER = "http://127.0.0.1:8089"
 AUDIENCE = "purchases"
 DAY_S = 24 * 3600
 
@@ -70,8 +73,10 @@ class NoLocalKey(Exception):
 
 
 class LocalIssuer:
-    def __init__(self, directory: Path | str = DEFAULT_DIRECTORY):
+    def __init__(self, directory: Path | str = DEFAULT_DIRECTORY, *, issuer: str = ISSUER):
         self.directory = Path(directory)
+        self.issuer = issuer
+        self.audience = AUDIENCE
         self.key_path = self.directory / "signing-key.pem"
         self.jwks_path = self.directory / "jwks.json"
         self._key: ECKey | RSAKey | None = None
@@ -115,11 +120,11 @@ class LocalIssuer:
 
     def token(self, userid: str, *, scope: str = "", ttl_s: int = DAY_S) -> str:
         """A token for `userid` (with `scope`, space-separated), valid for `ttl_s` seconds."""
-        return sign(self.key(), claims_for(userid, scope=scope, ttl_s=ttl_s))
+        return sign(self.key(), claims_for(userid, scope=scope, ttl_s=ttl_s, issuer=self.issuer))
 
     def env(self) -> dict[str, str]:
         """The settings under which the services accept this issuer's tokens."""
-        return {"AUTH_ISSUER": ISSUER, "AUTH_AUDIENCE": AUDIENCE, "AUTH_JWKS_URL": self.jwks_url}
+        return {"AUTH_ISSUER": self.issuer, "AUTH_AUDIENCE": self.audience, "AUTH_JWKS_URL": self.jwks_url}
 
 
 def default_issuer() -> LocalIssuer:

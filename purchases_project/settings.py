@@ -29,6 +29,8 @@ ALLOWED_HOSTS = env.list(
 INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "csp",
+    # Before rest_framework: its browsable page gains the sign-in links (templates/rest_framework).
+    "purchases_project.web",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -43,6 +45,8 @@ MIDDLEWARE = [
     "purchases_project.middleware.RequestIdMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Django's sessions and CSRF, except on /buy (bearer tokens only, the hot path).
+    "purchases_project.web.middleware.BrowserSessionMiddleware",
     "purchases_project.middleware.JsonErrorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "purchases_project.middleware.HtmlContentSecurityPolicy",
@@ -89,7 +93,12 @@ TEMPLATES = [
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [],
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "purchases_project.web.context.signin_state",
+            ]
+        },
     },
 ]
 
@@ -136,6 +145,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The document is for programs: bearer tokens. A signed-in browser's session is the same
+    # customer on the same endpoints (purchases_project/identity/session.py).
+    "AUTHENTICATION_WHITELIST": ["purchases_project.identity.web.BearerTokenAuthentication"],
 }
 
 # Bearer tokens (both web roles; purchases_project/identity). Web processes refuse to start
@@ -146,6 +158,27 @@ AUTH_JWKS_URL = env.str("AUTH_JWKS_URL", default="")
 AUTH_USERID_CLAIM = env.str("AUTH_USERID_CLAIM", default="sub")
 # An unknown key id refetches the JWKS at most this often (a rotated key is picked up then).
 AUTH_JWKS_REFETCH_S = env.float("AUTH_JWKS_REFETCH_S", default=60.0)
+
+# Browser sign-in (both web roles; purchases_project/web/signin.py): OpenID Connect with the
+# issuer above, whose access token must be a JWT for AUTH_AUDIENCE (the bearer check decides
+# who is signed in). Without a client id and secret sign-in is off and bearer tokens work as before.
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+# Asked for at sign-in; the issuer grants purchases:read-all to support staff only.
+OIDC_SCOPE = env.str("OIDC_SCOPE", default="openid purchases:read-all")
+# Extra authorization parameters some issuers need for that access token, as a query string
+# (Auth0: `audience=purchases`; the local provider: `prompt=login`, so each sign-in asks a name).
+OIDC_AUTH_PARAMS = env.str("OIDC_AUTH_PARAMS", default="")
+# Sessions in signed cookies (no database); each role's cookies have names of their own, since
+# a browser shares cookies across the ports of one host. The session ends with the access token.
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+SESSION_COOKIE_NAME = f"{SERVICE_ROLE or 'web'}_session"
+CSRF_COOKIE_NAME = f"{SERVICE_ROLE or 'web'}_csrftoken"
+SESSION_COOKIE_HTTPONLY = CSRF_COOKIE_HTTPONLY = True  # the CSRF token travels in the forms
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PUBLIC_BASE_URL.startswith("https://")
+CSRF_TRUSTED_ORIGINS = [PUBLIC_BASE_URL] if PUBLIC_BASE_URL else []
+CSRF_FAILURE_VIEW = "purchases_project.web.signin.csrf_failure"  # 403 JSON
 
 # Kafka (storefront and consumer).
 KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="kafka:9092")

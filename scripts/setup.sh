@@ -27,5 +27,20 @@ fi
 # Every package, pip included, from the lock files and checked against their hashes (make lock).
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/pip.lock
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.lock
+# The local OpenID provider and axe-core (devstack/package-lock.json): Node.js 20 or newer.
+if ! command -v npm >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing nodejs and npm ..."
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  else
+    echo "error: npm is missing; install Node.js 20 or newer (Debian: nodejs npm)" >&2
+    exit 1
+  fi
+fi
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+  echo "error: the local OpenID provider needs Node.js 20 or newer (found $(node --version))" >&2
+  exit 1
+fi
+npm ci --prefix devstack --no-audit --no-fund --loglevel=error
 DJANGO_SECRET_KEY=collectstatic "$VENV/bin/python" manage.py collectstatic --noinput --verbosity 0
 touch "$VENV/.ready"

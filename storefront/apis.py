@@ -9,6 +9,7 @@ pass-through to the ledger, so it browses in a browser too.
 
 import logging
 from collections.abc import Callable
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -58,6 +59,22 @@ def _body(request: HttpRequest, limit: int) -> bytes:
     return request.read(limit + 1)
 
 
+def purchase_parse(data: dict, *, idempotency_key: str | None) -> tuple[str, str, Decimal]:
+    """(username, userid, price) of a purchase under the rules, checked in /buy's order;
+    InvalidPurchase carries the text /buy answers with (the customer page shows the same)."""
+    if missing := missing_fields(data):
+        raise InvalidPurchase(f"Missing required fields: {missing}")
+    parse_idempotency_key(idempotency_key)
+    price = parse_price(data["price"])
+    username = parse_username(data["username"])
+    userid = parse_userid(data["userid"])
+    # Fields beyond the purchase's are ignored, but not a number no decimal holds: refused
+    # as it would be in the price. A plain purchase has no other fields to look through.
+    if len(data) > len(REQUIRED_FIELDS) and jsonutil.holds_unrepresentable(data):
+        raise InvalidPurchase(NUMBER_OUT_OF_RANGE)
+    return username, userid, price
+
+
 class PurchaseCreateApi(View):
     http_method_names = ["post", "options"]
 
@@ -87,19 +104,11 @@ class PurchaseCreateApi(View):
         if not isinstance(data, dict):
             return json_error("Request body must be a JSON object", 400)
 
-        if missing := missing_fields(data):
-            return json_error(f"Missing required fields: {missing}", 400)
+        key = request.headers.get("Idempotency-Key")
         try:
-            key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
-            price = parse_price(data["price"])
-            username = parse_username(data["username"])
-            userid = parse_userid(data["userid"])
+            username, userid, price = purchase_parse(data, idempotency_key=key)
         except InvalidPurchase as exc:
             return json_error(str(exc), 400)
-        # Fields beyond the purchase's are ignored, but not a number no decimal holds: refused
-        # as it would be in the price. A plain purchase has no other fields to look through.
-        if len(data) > len(REQUIRED_FIELDS) and jsonutil.holds_unrepresentable(data):
-            return json_error(NUMBER_OUT_OF_RANGE, 400)
         if userid != principal.userid:
             return json_error(FORBIDDEN_BUY, 403)
 
@@ -135,7 +144,8 @@ def _ledger_answer(fetch: Callable[..., tuple[int, dict]], **call) -> tuple[int,
 class UserPurchaseListApi(APIView):
     """One page of a user's purchases, from the ledger; `next` points back at the storefront."""
 
-    authentication_classes = [identity.BearerTokenAuthentication]
+    # A signed-in browser's session first; any Authorization header goes to the bearer check.
+    authentication_classes = [identity.SessionTokenAuthentication, identity.BearerTokenAuthentication]
 
     @user_purchases_schema(unavailable=LEDGER_UNAVAILABLE, status_504=LEDGER_TOO_SLOW)
     def get(self, request: Request, userid: str) -> Response:
@@ -162,7 +172,7 @@ class UserPurchaseListApi(APIView):
 class UserSpendingApi(APIView):
     """A user's spending per month, from the ledger."""
 
-    authentication_classes = [identity.BearerTokenAuthentication]
+    authentication_classes = [identity.SessionTokenAuthentication, identity.BearerTokenAuthentication]
 
     @user_spending_schema(unavailable=LEDGER_UNAVAILABLE, status_504=LEDGER_TOO_SLOW)
     def get(self, request: Request, userid: str) -> Response:

@@ -48,7 +48,7 @@ def request(port: int, method: str, path: str, authorization: str | None = None,
 def refused_tokens(stack, userid: str) -> dict[str, tuple[str | None, tuple]]:
     """Authorization header values for `userid` that must be refused, with the expected answer."""
     key = stack.issuer.key()
-    good = claims_for(userid)
+    good = claims_for(userid, issuer=stack.issuer.issuer)
     now = int(time.time())
     hs256 = unsigned({"alg": "HS256", "typ": "JWT", "kid": key.kid}, good)
     public_pem = key.as_pem(private=False)
@@ -152,7 +152,7 @@ def test_a_key_rotated_into_the_jwks_is_picked_up(stack, userid):
     rotated = new_key("RS256")
     jwks_path = stack.issuer.jwks_path
     original = jwks_path.read_text()
-    token = "Bearer " + sign(rotated, claims_for(userid))
+    token = "Bearer " + sign(rotated, claims_for(userid, issuer=stack.issuer.issuer))
     services = (
         (stack.ports.storefront, f"/getAllUserBuys/{userid}"),
         (stack.ports.ledger, f"/purchases/{userid}"),

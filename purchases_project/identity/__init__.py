@@ -10,9 +10,12 @@ The one place that verifies tokens, for both web roles. In a plain Django view::
 In a DRF view, `authentication_classes = [identity.BearerTokenAuthentication]`;
 `request.user` is then the `Principal`, which `identity.principal(request)` returns
 typed. `principal.may_read(userid)` is the object-level rule for reads;
-`principal.token` is what the storefront forwards.
+`principal.token` is what the storefront forwards. A browser signed in with OpenID Connect
+is the same `Principal`, from the session's access token (`identity.session`): list
+`SessionTokenAuthentication` before `BearerTokenAuthentication`, or call `session_principal`.
 """
 
+from purchases_project.identity.session import SessionTokenAuthentication, session_login, session_principal
 from purchases_project.identity.tokens import READ_ALL_SCOPE, AuthError, Principal
 from purchases_project.identity.web import (
     BearerTokenAuthentication,
@@ -30,11 +33,14 @@ __all__ = [
     "AuthError",
     "BearerTokenAuthentication",
     "Principal",
+    "SessionTokenAuthentication",
     "authenticate",
     "bearer_token",
     "check_settings",
     "error_response",
     "principal",
     "reset",
+    "session_login",
+    "session_principal",
     "verifier",
 ]

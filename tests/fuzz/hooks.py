@@ -3,7 +3,7 @@ stack's issuer for the customer it is about (the body's or the path's userid), s
 valid requests reach the rules behind the token check instead of stopping at a 401.
 
 Loaded by the schemathesis CLI through SCHEMATHESIS_HOOKS; FUZZ_ISSUER_DIR names the
-issuer's folder.
+issuer's folder and FUZZ_ISSUER its URL (the `iss` the services expect).
 """
 
 import ast
@@ -14,7 +14,7 @@ import schemathesis
 
 from purchases_project.local_issuer import LocalIssuer
 
-_issuer = LocalIssuer(os.environ["FUZZ_ISSUER_DIR"])
+_issuer = LocalIssuer(os.environ["FUZZ_ISSUER_DIR"], issuer=os.environ["FUZZ_ISSUER"])
 
 # CPython 3.11 keeps ast.parse's recursion counter per interpreter, so two threads parsing at
 # once fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905).

@@ -89,6 +89,7 @@ def test_live_schema_fuzzing_finds_nothing(stack, service, artifacts, tmp_path):
         SCHEMATHESIS_HOOKS="tests.fuzz.hooks",
         PYTHONPATH=str(ROOT),
         FUZZ_ISSUER_DIR=str(stack.issuer.directory),
+        FUZZ_ISSUER=stack.issuer.issuer,
     )
     try:
         run = subprocess.run(

@@ -232,7 +232,7 @@ class Recorded:
 def test_the_sasl_settings_reach_every_kafka_client(settings, monkeypatch):
     from django.core.management import call_command
 
-    from ledger import consumer, dead_letters, dlq
+    from ledger import consumer, dlq
     from purchases_project import topics
     from storefront import producer
 
@@ -240,29 +240,21 @@ def test_the_sasl_settings_reach_every_kafka_client(settings, monkeypatch):
         setattr(settings, name, value)
     made: list[dict] = []
     monkeypatch.setattr(Recorded, "made", made, raising=False)
-    for module, name in [
-        (dlq, "Consumer"),
-        (dlq, "Producer"),
-        (dead_letters, "Producer"),
-        (kafka, "Consumer"),
-    ]:
-        monkeypatch.setattr(module, name, Recorded)
+    monkeypatch.setattr(kafka, "Consumer", Recorded)
     monkeypatch.setattr(topics, "AdminClient", Recorded)
 
     clients = {"storefront producer": producer.producer_config()}
     engine = consumer.purchase_consumer()
     clients["consumer"] = engine.config.kafka
-    engine.handler._sender.open()  # the dead-letter producer
-    dlq.DeadLetterReplayer(dlq_topic="purchases.dlq", topic="purchases")  # its consumer and producer
+    engine.policy.sender._factory = Recorded
+    engine.policy.sender.open()  # the dead-letter producer
+    replayer = dlq.dead_letter_replayer(dlq_topic="purchases.dlq", topic="purchases", max_messages=1)
+    clients["replay consumer"] = replayer.config.kafka
+    replayer.handler._factory = Recorded
+    replayer.handler.open()  # the replay's producer
     call_command("create_topics", stdout=io.StringIO())  # its admin client
     kafka._reader("127.0.0.1:9092")  # this suite's own readers
-    names = [
-        "dead-letter producer",
-        "replay consumer",
-        "replay producer",
-        "create_topics admin",
-        "test reader",
-    ]
+    names = ["dead-letter producer", "replay producer", "create_topics admin", "test reader"]
     clients.update(zip(names, made, strict=True))
     for name, config in clients.items():
         assert {key: config.get(key) for key in LIBRDKAFKA} == LIBRDKAFKA, name

@@ -4,7 +4,7 @@ import re
 
 from django.core.management.base import BaseCommand, CommandError
 
-from purchases_project.local_issuer import DEFAULT_DIRECTORY, LocalIssuer, NoLocalKey
+from purchases_project.local_issuer import DEFAULT_DIRECTORY, ISSUER, LocalIssuer, NoLocalKey
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -38,19 +38,24 @@ class Command(BaseCommand):
             default=str(DEFAULT_DIRECTORY),
             help="the local issuer's folder (default: %(default)s)",
         )
+        parser.add_argument(
+            "--issuer",
+            default=ISSUER,
+            help="the token's `iss`: the local OpenID provider's URL (default: %(default)s)",
+        )
 
-    def handle(self, *args, userid, scope, ttl, issuer_dir, **options):
+    def handle(self, *args, userid, scope, ttl, issuer_dir, issuer, **options):
         if not userid.strip():
             raise CommandError("USERID must not be empty")
-        issuer = LocalIssuer(issuer_dir)
-        if not issuer.exists():
+        local = LocalIssuer(issuer_dir, issuer=issuer)
+        if not local.exists():
             raise CommandError(
-                f"no local signing key in {issuer.directory}: `make run` creates it on its first start. "
+                f"no local signing key in {local.directory}: `make run` creates it on its first start. "
                 "Tokens for other environments come from their own OpenID Connect issuer."
             )
         scopes = " ".join(" ".join(scope).split())
         try:
-            token = issuer.token(userid, scope=scopes, ttl_s=parse_ttl(ttl))
+            token = local.token(userid, scope=scopes, ttl_s=parse_ttl(ttl))
         except NoLocalKey as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(token)

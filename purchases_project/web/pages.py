@@ -1,0 +1,19 @@
+"""Pages both web roles share: the ledger's home page (what it is, who is signed in)."""
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views import View
+
+from purchases_project import identity
+
+
+class ServiceHome(View):
+    """`GET /` on the ledger: where its browsable pages and docs are, and sign-in."""
+
+    http_method_names = ["get", "head"]
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        who = identity.session_principal(request)
+        response = render(request, "web/ledger_home.html", {"who": who, "title": "Purchase ledger"})
+        response["Cache-Control"] = "no-store"
+        return response

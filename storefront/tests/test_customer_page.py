@@ -103,7 +103,7 @@ def test_another_customers_page_needs_read_all(signed_in, live_settings, userid)
 
 def test_the_page_says_when_the_ledger_is_away(signed_in, settings, userid):
     settings.LEDGER_API_URL = f"http://127.0.0.1:{free_port()}"
-    ledger_client._session = None
+    ledger_client.close_session()
     page = signed_in(userid).get("/")
     assert page.status_code == 200
     assert b"The ledger is unavailable; reload the page to try again." in page.content

@@ -46,6 +46,8 @@ def _in_process_views_verify_the_test_issuers_tokens(token_issuer):
     for name, value in token_issuer.env().items():
         setattr(settings, name, value)
     identity.reset()
+    # In-process /buy derives Idempotency-Key ids as the stacks' storefronts do, with a secret.
+    settings.IDEMPOTENCY_SECRET = secrets.token_urlsafe(32)
     # Sessions (browser sign-in) are signed cookies: in-process views need a key to sign them.
     if not os.environ.get("DJANGO_SECRET_KEY"):
         settings.SECRET_KEY = secrets.token_urlsafe(32)

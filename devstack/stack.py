@@ -64,6 +64,7 @@ class Stack:
         self.workdir = Path(self.workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.secret_key = secrets.token_urlsafe(32)
+        self.idempotency_secret = secrets.token_urlsafe(32)
         self.issuer = (self.issuer or LocalIssuer(self.workdir / "issuer")).ensure()
         if self.security and not self.mongo_user:
             raise ValueError(
@@ -103,6 +104,7 @@ class Stack:
             {
                 "DJANGO_SETTINGS_MODULE": "purchases_project.settings",
                 "DJANGO_SECRET_KEY": self.secret_key,
+                "IDEMPOTENCY_SECRET": self.idempotency_secret,
                 "DJANGO_DEBUG": "false",
                 "BIND_ADDRESS": "127.0.0.1",
                 "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,

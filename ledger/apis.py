@@ -2,9 +2,6 @@
 
 import logging
 
-from django.utils.decorators import method_decorator
-from django.views.decorators.cache import cache_control
-from django.views.decorators.vary import vary_on_headers
 from drf_spectacular.utils import extend_schema, inline_serializer
 from pymongo.errors import PyMongoError
 from rest_framework import serializers
@@ -15,12 +12,10 @@ from rest_framework.views import APIView
 from ledger import db, selectors
 from purchases_project import identity
 from purchases_project.api_docs import FORBIDDEN_READ, user_purchases_schema, user_spending_schema
+from purchases_project.middleware import private_answers
 from purchases_project.paging import read_params_validate, spending_params_validate
 
 logger = logging.getLogger(__name__)
-
-# A customer's own figures: no cache may keep them, nor hand them to another caller.
-PRIVATE = [cache_control(no_store=True), vary_on_headers("Authorization", "Cookie")]
 
 
 def database_unavailable(exc: Exception) -> Response:
@@ -28,6 +23,7 @@ def database_unavailable(exc: Exception) -> Response:
     return Response({"error": "The database is unavailable"}, status=503)
 
 
+@private_answers
 class UserPurchaseListApi(APIView):
     """One page of a user's purchases, oldest (or newest) first, with the user's all-time count and total.
 
@@ -75,7 +71,7 @@ class UserPurchaseListApi(APIView):
         )
 
 
-@method_decorator(PRIVATE, name="dispatch")
+@private_answers
 class UserSpendingApi(APIView):
     """A user's spending per month (UTC), oldest first, from the per-month totals the consumer keeps."""
 

@@ -5,20 +5,21 @@ before it publishes, and the consumer validates every event with the same rules
 before it stores one.
 """
 
-import json
+import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from purchases_project import jsonutil
 from purchases_project.rules import InvalidPurchase, missing_fields, parse_price, parse_userid, parse_username
 
 SCHEMA_VERSION = 1
-# Purchase ids made from an Idempotency-Key live in a namespace of their own.
-IDEMPOTENCY_NAMESPACE = uuid.UUID("9a4f4bb6-6f7e-4c55-9d3e-2b7f4f0b7a11")
+MIN_IDEMPOTENCY_SECRET_LENGTH = 32
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -39,9 +40,29 @@ def parse_timestamp(value: str) -> datetime:
     return moment
 
 
-def idempotent_purchase_id(userid: str, key: str) -> str:
-    # JSON of the pair is unambiguous: ("ab", "c") and ("a", "bc") never meet.
-    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, json.dumps([userid, key])))
+def check_idempotency_secret() -> None:
+    """Raise ImproperlyConfigured, with what to set, unless the storefront can derive ids."""
+    if len(settings.IDEMPOTENCY_SECRET) < MIN_IDEMPOTENCY_SECRET_LENGTH:
+        raise ImproperlyConfigured(
+            f"IDEMPOTENCY_SECRET must be set, at least {MIN_IDEMPOTENCY_SECRET_LENGTH} characters "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'): purchase ids for "
+            "an Idempotency-Key are derived with it, and it must be the same on every storefront pod"
+        )
+
+
+def idempotent_purchase_id(userid: str, key: str, secret: str | None = None) -> str:
+    """The purchase_id of `key` for `userid`: HMAC-SHA256 under the server's secret (default
+    `IDEMPOTENCY_SECRET`) of the compact JSON of `[userid, key]`, its first 128 bits as a UUID
+    (version 8, RFC 9562). JSON of the pair is unambiguous: ("ab", "c") and ("a", "bc") never
+    meet; without the secret nobody can compute a customer's ids in advance. The same secret,
+    userid and key give the same id on every pod, at any time (docs/decisions/0005)."""
+    if secret is None:
+        check_idempotency_secret()
+        secret = settings.IDEMPOTENCY_SECRET
+    digest = bytearray(hmac.digest(secret.encode(), orjson.dumps([userid, key]), "sha256")[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x80  # version 8: custom
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC's variant
+    return str(uuid.UUID(bytes=bytes(digest)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from purchases_project.rules import decimal_or_text
+from purchases_project.rules import UnrepresentableNumber, decimal_or_text
 
 
 def _default(value: Any) -> Any:
@@ -44,3 +44,18 @@ def loads(text: str | bytes) -> Any:
         return _DECODER.decode(text)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def holds_unrepresentable(data: Any) -> bool:
+    """Whether parsed JSON holds an `UnrepresentableNumber` anywhere (walked without recursion:
+    the parser allows nesting deeper than Python's stack would)."""
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, UnrepresentableNumber):
+            return True
+    return False

@@ -6,9 +6,12 @@ from purchases_project import request_id
 
 
 class RequestIdFilter(logging.Filter):
+    """The current request's id (already checked by the middleware), or the one a record was
+    given (the consumer's, from an event's header: from outside, so made safe to log)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if not getattr(record, "request_id", None):
-            record.request_id = request_id.get() or "-"
+        given = getattr(record, "request_id", None)
+        record.request_id = request_id.loggable(given) if given else (request_id.get() or "-")
         return True
 
 

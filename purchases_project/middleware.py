@@ -1,10 +1,26 @@
-"""Middleware shared by both web roles."""
+"""Middleware shared by both web roles, and the headers of answers that carry purchases."""
 
 from csp.middleware import CSPMiddleware
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import cache_control
+from django.views.decorators.vary import vary_on_headers
+from django_prometheus.middleware import PrometheusAfterMiddleware
 from rest_framework.response import Response
 
 from purchases_project import request_id
 from purchases_project.errors import json_error, reason
+
+# Purchases and spending are one customer's: no cache keeps them (browser back-forward included),
+# and a shared cache never answers one customer with another's (they differ by token or session).
+PRIVATE_HEADERS = {"Cache-Control": "no-store", "Vary": "Authorization, Cookie"}
+
+
+def private_answers(view_class):
+    """Class decorator for a view whose answers (JSON, HTML, errors) carry a customer's data:
+    `Cache-Control: no-store` and `Vary` naming `Authorization` and `Cookie`."""
+    for decorator in (cache_control(no_store=True), vary_on_headers("Authorization", "Cookie")):
+        view_class = method_decorator(decorator, name="dispatch")(view_class)
+    return view_class
 
 
 class RequestIdMiddleware:
@@ -57,3 +73,25 @@ class HtmlContentSecurityPolicy(CSPMiddleware):
         if not response.get("Content-Type", "").startswith("text/html"):
             return response
         return super().process_response(request, response)
+
+
+class PrometheusLabelsMiddleware(PrometheusAfterMiddleware):
+    """django-prometheus's after-middleware with no label a client chooses.
+
+    Its `method` labels take the request's method as sent in one place (latency by view and
+    method), so random methods made new series without end; here every method outside the
+    standard ones is `other`. Views are labelled by the route's name (never the path), the
+    other labels (status, charset, template, transport, exception type) by the server.
+    `label_metric` is django-prometheus's hook for exactly this."""
+
+    STANDARD_METHODS = frozenset(
+        ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT")
+    )
+
+    def label_metric(self, metric, request, response=None, **labels):
+        if not labels:
+            return metric
+        method = labels.get("method")
+        if method is not None and method not in self.STANDARD_METHODS:
+            labels["method"] = "other"
+        return metric.labels(**labels)

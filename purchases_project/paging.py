@@ -34,7 +34,7 @@ _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 CURSOR_PATTERN = rf"^[0-9]{{20}}_{_UUID}(?:_desc)?$"
 ORDERS = ("asc", "desc")
 MONTH_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
-LIMIT_PATTERN = r"^[0-9]+(?:\.0+)?$"
+LIMIT_PATTERN = r"^[0-9]+$"
 _CURSOR = re.compile(CURSOR_PATTERN)
 _LIMIT = re.compile(LIMIT_PATTERN)
 _MONTH = re.compile(MONTH_PATTERN)
@@ -143,7 +143,7 @@ class LimitField(_Param):
     def to_internal_value(self, data) -> int:
         if not isinstance(data, str) or not _LIMIT.fullmatch(data):
             self.fail("invalid")
-        digits = data.split(".")[0].lstrip("0")
+        digits = data.lstrip("0")
         if not digits or len(digits) > len(str(MAX_PAGE_SIZE)) or int(digits) > MAX_PAGE_SIZE:
             self.fail("invalid")
         return int(digits)

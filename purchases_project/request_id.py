@@ -5,8 +5,10 @@ import uuid
 from contextvars import ContextVar
 
 HEADER = "X-Request-ID"
+MAX_LENGTH = 128
 # Ids from clients are echoed into logs and headers: keep them short and plain.
-_ACCEPTED = re.compile(r"[A-Za-z0-9._:@+~/=-]{1,128}")
+_ACCEPTED = re.compile(rf"[A-Za-z0-9._:@+~/=-]{{1,{MAX_LENGTH}}}")
+_NOT_ACCEPTED = re.compile(r"[^A-Za-z0-9._:@+~/=-]")
 
 _current: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -16,6 +18,16 @@ def request_id_from(value: str | None) -> str:
     if value and _ACCEPTED.fullmatch(value):
         return value
     return uuid.uuid4().hex
+
+
+def loggable(value: object) -> str:
+    """A request id from outside (an event's `x-request-id` header, say) as a log line may hold
+    it: at most MAX_LENGTH characters, each outside a usable id's set replaced by `?`, so no
+    line break, control or escape sequence reaches a text log and no id fills a line."""
+    text = value if isinstance(value, str) else str(value)
+    if _ACCEPTED.fullmatch(text):
+        return text
+    return _NOT_ACCEPTED.sub("?", text[:MAX_LENGTH]) or "-"
 
 
 def get() -> str | None:

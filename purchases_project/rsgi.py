@@ -61,7 +61,8 @@ def environ_from(scope: Any, body: bytes) -> dict[str, Any]:
         "wsgi.url_scheme": scope.scheme,
         "wsgi.input": io.BytesIO(body),
     }
-    for name, value in scope.headers.items():
+    headers = scope.headers.items()
+    for name, value in headers:
         if "_" in name:
             continue  # "X_Forwarded_Proto" must not pass for X-Forwarded-Proto (as Django's runserver)
         if special := _SPECIAL_HEADERS.get(name):
@@ -71,6 +72,10 @@ def environ_from(scope: Any, body: bytes) -> dict[str, Any]:
         if key in environ:
             value = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + value
         environ[key] = value
+    if len(headers) != len(names := scope.headers.keys()):
+        # granian drops a value that is not visible ASCII, not its name: empty, as under WSGI
+        for name in (n for n in names if "_" not in n and n not in _SPECIAL_HEADERS):
+            environ.setdefault("HTTP_" + name.upper().replace("-", "_"), "")
     return environ
 
 

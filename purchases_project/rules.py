@@ -8,8 +8,9 @@ every value the schema admits and expects a 4xx for every value it does not
 (tests/fuzz), so the two cannot drift apart unnoticed.
 
 Patterns are written in the common subset of Python's `re` and ECMA-262 (what
-JSON Schema validators read): ASCII classes, `\\uXXXX` escapes, no lookaround.
-The code matches them with `fullmatch`.
+JSON Schema validators read, with Unicode on as JSON Schema asks): ASCII classes,
+`\\uXXXX` escapes, characters beyond the BMP as themselves, no lookaround. The code
+matches them with `fullmatch`.
 """
 
 import re
@@ -19,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 REQUIRED_FIELDS = ("username", "userid", "price")
 MAX_NAME_LENGTH = 200
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+MAX_PRICE_TEXT_LENGTH = 64  # a price written as a string; bounds the pattern's work
 MAX_PRICE_DIGITS = 9  # whole digits below the maximum
 MAX_PRICE = Decimal(10) ** MAX_PRICE_DIGITS
 PRICE_PLACES = 2
@@ -30,6 +32,17 @@ NEGATIVE = "Price cannot be negative"
 TOO_LARGE = f"Price cannot be above {MAX_PRICE}"
 TOO_PRECISE = f"Price cannot have more than {PRICE_PLACES} decimal places"
 EXPONENT_RANGE = f"Price exponent must be between -{MAX_PRICE_EXPONENT} and {MAX_PRICE_EXPONENT}"
+PRICE_TEXT_TOO_LONG = f"Price written as a string must be at most {MAX_PRICE_TEXT_LENGTH} characters"
+
+# An Idempotency-Key: printable ASCII (space to tilde), 1 to MAX_IDEMPOTENCY_KEY_LENGTH of them.
+IDEMPOTENCY_KEY_PATTERN = r"^[ -~]+$"
+IDEMPOTENCY_KEY_LENGTH_RULE = f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
+# Web servers hand a header value that is not ASCII over as an empty one (granian does), so
+# an empty key is told the same: it holds none of the characters a key is made of.
+IDEMPOTENCY_KEY_CHARACTERS_RULE = (
+    "Idempotency-Key must hold printable ASCII characters only (letters, digits, punctuation, "
+    "space), at least one"
+)
 
 # A userid goes into URL paths: letters, digits and -_.@:+~, and not dots alone
 # ("." and ".." are path segments that HTTP clients remove).
@@ -37,11 +50,15 @@ USERID_CHARACTERS = r"A-Za-z0-9\-_.@:+~"
 USERID_PATTERN = rf"^[.]*[A-Za-z0-9\-_@:+~][{USERID_CHARACTERS}]*$"
 USERID_RULE = "userid may contain only letters, digits and -_.@:+~, and not only dots"
 
-# A username is printable text: no control, format (invisible) or line-separator
-# characters of the Basic Multilingual Plane (Unicode categories Cc, Cf, Zl, Zp).
+# A username is printable text: no control, format (invisible) or line-separator characters
+# (Unicode categories Cc, Cf, Zl, Zp) in any plane. Characters beyond the Basic Multilingual
+# Plane are written as themselves (Python's `\U` and ECMA-262's `\u{...}` escapes differ),
+# so the pattern holds them as single code points for both.
 USERNAME_FORBIDDEN = (
     r"\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2"
     r"\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f"
 )
 USERNAME_PATTERN = rf"^[^{USERNAME_FORBIDDEN}]+$"
 
@@ -90,6 +107,7 @@ _NUMBER = re.compile(r"[ \t\n\r]*([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+
 _USERID = re.compile(USERID_PATTERN)
 _USERNAME = re.compile(USERNAME_PATTERN)
 _PRICE_STRING = re.compile(PRICE_STRING_PATTERN)
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
@@ -142,6 +160,8 @@ def parse_price(value) -> Decimal:
     if isinstance(value, UnrepresentableNumber):
         raise InvalidPurchase(_number_text_problem(value.text))
     if isinstance(value, str):
+        if len(value) > MAX_PRICE_TEXT_LENGTH:  # before any pattern: their work grows with the text
+            raise InvalidPurchase(PRICE_TEXT_TOO_LONG)
         if not _PRICE_STRING.fullmatch(value):
             raise InvalidPurchase(_number_text_problem(value))
         return abs(Decimal(value.strip(" \t\n\r")).quantize(CENTS))
@@ -181,6 +201,17 @@ def parse_userid(value) -> str:
     return value
 
 
+def parse_idempotency_key(value: str | None) -> str | None:
+    """The header's value as sent (None when absent), or InvalidPurchase with the rule it breaks."""
+    if value is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(value):
+        raise InvalidPurchase(IDEMPOTENCY_KEY_CHARACTERS_RULE)
+    if len(value) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidPurchase(IDEMPOTENCY_KEY_LENGTH_RULE)
+    return value
+
+
 def decimal_or_text(text: str) -> Decimal | UnrepresentableNumber:
     """A JSON number's text as an exact Decimal (the JSON parser's `parse_float`)."""
     try:
@@ -202,21 +233,25 @@ USERID_SCHEMA = {
 }
 USERNAME_SCHEMA = {
     "type": "string",
-    "minLength": 1,
-    "maxLength": MAX_NAME_LENGTH,
-    "pattern": USERNAME_PATTERN,
-    "description": "Printable text: no control, format or line-separator characters",
+    # The length lives in the pattern, not in minLength/maxLength: schemathesis folds those into
+    # the pattern and writes the characters beyond the BMP back as Python's `\U` escapes, which
+    # the ECMA-262 validators it checks with refuse. Both count code points, as len() does.
+    "pattern": rf"^[^{USERNAME_FORBIDDEN}]{{1,{MAX_NAME_LENGTH}}}$",
+    "description": (
+        f"Printable text, 1 to {MAX_NAME_LENGTH} characters: no control, format or line-separator "
+        "characters (Unicode Cc, Cf, Zl, Zp) in any plane"
+    ),
     "example": "john",
 }
 PRICE_SCHEMA = {
     "anyOf": [
         {"type": "number", "minimum": 0, "maximum": int(MAX_PRICE), "multipleOf": float(CENTS)},
-        {"type": "string", "pattern": PRICE_STRING_PATTERN},
+        {"type": "string", "maxLength": MAX_PRICE_TEXT_LENGTH, "pattern": PRICE_STRING_PATTERN},
     ],
     "description": (
         f"0 to {MAX_PRICE:,}, at most {PRICE_PLACES} decimal places: a JSON number, or a string "
         f'of ASCII digits holding one ("29.99", "1e2"; exponents -{MAX_PRICE_EXPONENT} to '
-        f"{MAX_PRICE_EXPONENT})"
+        f"{MAX_PRICE_EXPONENT}; at most {MAX_PRICE_TEXT_LENGTH} characters)"
     ),
     "example": 29.99,
 }
@@ -225,4 +260,9 @@ PURCHASE_REQUEST_SCHEMA = {
     "required": list(REQUIRED_FIELDS),
     "properties": {"username": USERNAME_SCHEMA, "userid": USERID_SCHEMA, "price": PRICE_SCHEMA},
 }
-IDEMPOTENCY_KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH}
+IDEMPOTENCY_KEY_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
+    "pattern": IDEMPOTENCY_KEY_PATTERN,
+}

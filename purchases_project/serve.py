@@ -11,9 +11,9 @@ requests finish, then each worker runs the apps' stop steps: the producer flushe
 This parent process serves the workers' aggregated Prometheus metrics on
 `METRICS_PORT` (multiprocess mode), never on the public port, and marks exited
 workers dead so their live gauges go away; granian replaces a worker that dies.
-It refuses to start, before any worker, without a known role, a secret key or the
-token settings (`AUTH_ISSUER`, `AUTH_JWKS_URL`); wsgi.py checks them again for any
-other server.
+It refuses to start, before any worker, without a known role, a secret key, the
+token settings (`AUTH_ISSUER`, `AUTH_JWKS_URL`) or, for the storefront,
+`IDEMPOTENCY_SECRET`; wsgi.py checks them again for any other server.
 """
 
 from __future__ import annotations
@@ -57,13 +57,18 @@ def _check_role(settings) -> None:
 
 
 def _check_token_settings() -> None:
-    """Stop with a one-line message when tokens cannot be verified."""
+    """Stop with a one-line message when tokens cannot be verified (or the storefront's
+    purchase ids derived)."""
+    from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
 
+    from purchases_project.events import check_idempotency_secret
     from purchases_project.identity import check_settings
 
     try:
         check_settings()
+        if settings.SERVICE_ROLE == "storefront":
+            check_idempotency_secret()
     except ImproperlyConfigured as exc:
         raise SystemExit(f"cannot start: {exc}") from None
 

@@ -50,7 +50,8 @@ MIDDLEWARE = [
     "purchases_project.middleware.JsonErrorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "purchases_project.middleware.HtmlContentSecurityPolicy",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # django-prometheus's, with every label one the server chooses (an unknown method: `other`).
+    "purchases_project.middleware.PrometheusLabelsMiddleware",
 ]
 
 # The edge: TLS ends at the ingress, which says so in X-Forwarded-Proto (trusted only when
@@ -211,6 +212,10 @@ CONSUMER_SHUTDOWN_TIMEOUT_S = env.float("CONSUMER_SHUTDOWN_TIMEOUT_S", default=2
 # A file the consumer's loop touches at least every 5 s while it runs (also while it holds
 # a batch through a database outage); a liveness probe checks its age. Empty: no file.
 CONSUMER_LIVENESS_FILE = env.str("CONSUMER_LIVENESS_FILE", default="")
+
+# The storefront derives the purchase_id of an Idempotency-Key with this secret (an HMAC);
+# required by the storefront (at least 32 characters), the same on all its pods.
+IDEMPOTENCY_SECRET = env.str("IDEMPOTENCY_SECRET", default="")
 
 # The ledger, as the storefront sees it.
 LEDGER_API_URL = env.str("LEDGER_API_URL", default="http://ledger:5001")

@@ -20,6 +20,10 @@ def _check_role() -> None:
     from purchases_project.identity import check_settings
 
     check_settings()
+    if settings.SERVICE_ROLE == "storefront":
+        from purchases_project.events import check_idempotency_secret
+
+        check_idempotency_secret()
 
 
 LOCAL_CACHES = (

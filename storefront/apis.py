@@ -14,10 +14,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.utils.decorators import method_decorator
 from django.views import View
-from django.views.decorators.cache import cache_control
-from django.views.decorators.vary import vary_on_headers
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -27,11 +24,13 @@ from rest_framework.views import APIView
 from purchases_project import identity, jsonutil
 from purchases_project.api_docs import FORBIDDEN_READ, error, user_purchases_schema, user_spending_schema
 from purchases_project.errors import json_error, json_response
+from purchases_project.middleware import PRIVATE_HEADERS, private_answers
 from purchases_project.paging import read_params_validate, spending_params_validate
 from purchases_project.rules import (
-    MAX_IDEMPOTENCY_KEY_LENGTH,
+    REQUIRED_FIELDS,
     InvalidPurchase,
     missing_fields,
+    parse_idempotency_key,
     parse_price,
     parse_userid,
     parse_username,
@@ -43,8 +42,7 @@ logger = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/json",)
 FORBIDDEN_BUY = "A purchase may only be recorded for the authenticated customer's own userid"
-# A customer's own figures: no cache may keep them, nor hand them to another caller.
-PRIVATE = [cache_control(no_store=True), vary_on_headers("Authorization", "Cookie")]
+NUMBER_OUT_OF_RANGE = "Request body holds a number too large or too small to represent"
 
 
 def _is_json(content_type: str) -> bool:
@@ -66,12 +64,15 @@ def purchase_parse(data: dict, *, idempotency_key: str | None) -> tuple[str, str
     InvalidPurchase carries the text /buy answers with (the customer page shows the same)."""
     if missing := missing_fields(data):
         raise InvalidPurchase(f"Missing required fields: {missing}")
-    key = idempotency_key
-    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
-        raise InvalidPurchase(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
+    parse_idempotency_key(idempotency_key)
     price = parse_price(data["price"])
     username = parse_username(data["username"])
-    return username, parse_userid(data["userid"]), price
+    userid = parse_userid(data["userid"])
+    # Fields beyond the purchase's are ignored, but not a number no decimal holds: refused
+    # as it would be in the price. A plain purchase has no other fields to look through.
+    if len(data) > len(REQUIRED_FIELDS) and jsonutil.holds_unrepresentable(data):
+        raise InvalidPurchase(NUMBER_OUT_OF_RANGE)
+    return username, userid, price
 
 
 class PurchaseCreateApi(View):
@@ -121,6 +122,7 @@ class PurchaseCreateApi(View):
         return json_response(
             {"status": "success", "message": "Purchase recorded", "data": event.as_response()},
             status=201,
+            headers=PRIVATE_HEADERS,
         )
 
 
@@ -138,6 +140,7 @@ def _ledger_answer(fetch: Callable[..., tuple[int, dict]], **call) -> tuple[int,
         return 503, {"error": "The ledger is unavailable"}
 
 
+@private_answers
 class UserPurchaseListApi(APIView):
     """One page of a user's purchases, from the ledger; `next` points back at the storefront."""
 
@@ -165,7 +168,7 @@ class UserPurchaseListApi(APIView):
         return Response(body, status=status)
 
 
-@method_decorator(PRIVATE, name="dispatch")
+@private_answers
 class UserSpendingApi(APIView):
     """A user's spending per month, from the ledger."""
 

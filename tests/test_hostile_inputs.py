@@ -32,6 +32,10 @@ HOSTILE_BODIES = [
     b'{"username":"a\\u200bb","userid":"x","price":1}',
     b'{"username":"u","userid":"x","price":"0.0000000001e10"}',
     b'\xff\xfe{"username":"u"}',
+    b'{"username":"a","userid":"x","price":1,"extra": 1e99999999999999999999}',
+    b'{"username":"a","userid":"x","price":1,"extra":[{"deep":-1e-99999999999999999999}]}',
+    b'{"username":"a","userid":"x","price":"' + b" " * 65400 + b'"}',
+    b'{"username":"a\\udb40\\udc01","userid":"x","price":1}',  # U+E0001, a format character
 ]
 
 
@@ -49,6 +53,7 @@ HOSTILE_QUERIES = [
     "limit=" + "9" * 5000,
     "limit=1e3",
     "limit=%D9%A1",  # an Arabic-Indic one
+    "limit=5.0",
     "order=%ff%fe",
     "order=" + "desc" * 2000,
     "order=%00",
@@ -180,3 +185,17 @@ def test_a_chunked_body_is_read(web, userid, bearer):
 def test_a_chunked_body_over_the_limit_is_413(web):
     status, answer = post_chunked(web["storefront"], [b" " * 16384] * 5, web["auth"])  # 80 KiB: over 64 KiB
     assert status == 413 and "error" in answer
+
+
+@pytest.mark.parametrize("key", ["café".encode(), "ключ".encode() * 40, b"\xff"])
+def test_a_non_ascii_idempotency_key_is_told_it_is_not_ascii(web, key):
+    status, _, body = answer = request(
+        web["storefront"],
+        "POST",
+        "/buy",
+        b'{"username":"a","userid":"x","price":1}',
+        {"Content-Type": "application/json", "Idempotency-Key": key, **web["auth"]},
+    )
+    assert_client_error(answer)
+    message = json.loads(body)["error"]
+    assert status == 400 and "printable ASCII" in message and "255" not in message, message

@@ -77,7 +77,15 @@ def test_since_and_until_narrow_the_page_not_the_figures(client, live_settings, 
 
 @pytest.mark.parametrize(
     "query",
-    ["limit=0", "limit=1001", "limit=abc", "cursor=%%%", "cursor=bm90LWpzb24", "since=yesterday"],
+    [
+        "limit=0",
+        "limit=1001",
+        "limit=abc",
+        "limit=5.0",
+        "cursor=%%%",
+        "cursor=bm90LWpzb24",
+        "since=yesterday",
+    ],
 )
 def test_bad_parameters_are_400_with_an_error(client, live_settings, query):
     response = client.get(f"/purchases/anyone?{query}")
@@ -216,6 +224,25 @@ def test_the_ledger_refuses_a_request_without_a_token():
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Bearer realm="purchases"'
     assert response.json() == {"error": "A bearer token is required"}
+
+
+def private(response) -> bool:
+    """No cache keeps the answer, and a shared one tells customers apart by token and session."""
+    vary = {name.strip().lower() for name in response.get("Vary", "").split(",")}
+    return response.get("Cache-Control") == "no-store" and {"authorization", "cookie"} <= vary
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/html"])
+def test_purchases_are_never_cached_and_vary_by_token_and_session(
+    client, live_settings, bearer, userid, accept
+):
+    record(userid, "4.00")
+    response = client.get(f"/purchases/{userid}", HTTP_ACCEPT=accept)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith(accept)
+    assert private(response), dict(response.headers)
+    refused = Client(headers=bearer("someone-else")).get(f"/purchases/{userid}", HTTP_ACCEPT=accept)
+    assert refused.status_code == 403 and private(refused)
 
 
 def test_newest_first_pages_cover_every_purchase_once(client, live_settings, userid):

@@ -279,7 +279,7 @@ class TokenVerifier:
         scope = claims.get("scope", "")
         if not isinstance(userid, str) or not userid or not isinstance(scope, str):
             raise AuthError("invalid")
-        principal = Principal(userid=userid, scopes=frozenset(scope.split()), token=token)
+        principal = Principal(userid=userid, scopes=frozenset(scope.split(" ")) - {""}, token=token)
         # Kept as given: an int too large for a float still compares correctly.
         return principal, claims.get("nbf", float("-inf")), claims["exp"]
 

@@ -1,16 +1,20 @@
 """The purchase event's wire format (pure logic; the rules it applies: test_rules.py)."""
 
+import hmac
 import json
+import os
 import uuid
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from hypothesis import given
 from hypothesis import strategies as st
 
 from purchases_project import jsonutil
 from purchases_project.events import PurchaseEvent, format_timestamp, idempotent_purchase_id, parse_timestamp
 from purchases_project.rules import InvalidPurchase, parse_price
+from tests.support.processes import run_python
 
 
 @given(st.decimals(min_value=0, max_value=1_000_000_000, places=2, allow_nan=False))
@@ -32,6 +36,64 @@ def test_idempotent_ids_are_stable_and_unambiguous():
     assert idempotent_purchase_id("ab", "c") != idempotent_purchase_id("a", "bc")
     assert idempotent_purchase_id("u1", "k") != idempotent_purchase_id("u2", "k")
     uuid.UUID(idempotent_purchase_id("u1", "k"))
+
+
+SECRET = "s" * 32
+
+
+@given(st.from_regex(r"\A[A-Za-z0-9._@:+~-]{1,200}\Z"), st.from_regex(r"\A[ -~]{1,255}\Z"))
+def test_an_idempotent_id_is_an_hmac_of_the_pair_under_the_secret(userid, key):
+    # Written from the decision record, not from the code: HMAC-SHA256 of the compact JSON of
+    # [userid, key], its first 128 bits as a UUID of version 8 with the RFC 9562 variant.
+    mac = hmac.new(SECRET.encode(), json.dumps([userid, key], separators=(",", ":")).encode(), "sha256")
+    expected = int.from_bytes(mac.digest()[:16], "big")
+    expected = expected & ~(0xF << 76) | (0x8 << 76)  # version 8
+    expected = expected & ~(0x3 << 62) | (0x2 << 62)  # variant 10
+    derived = uuid.UUID(idempotent_purchase_id(userid, key, secret=SECRET))
+    assert derived == uuid.UUID(int=expected)
+    assert derived.version == 8 and derived.variant == uuid.RFC_4122
+
+
+def test_idempotent_ids_cannot_be_computed_without_the_secret():
+    mine = idempotent_purchase_id("user123", "k-1", secret=SECRET)
+    assert idempotent_purchase_id("user123", "k-1", secret="t" * 32) != mine
+    # The derivation it replaced: a name-based UUID under a namespace anyone could read.
+    published = uuid.UUID("9a4f4bb6-6f7e-4c55-9d3e-2b7f4f0b7a11")
+    assert mine != str(uuid.uuid5(published, json.dumps(["user123", "k-1"])))
+
+
+@pytest.mark.parametrize("secret", ["", "x" * 31])
+def test_no_id_is_derived_without_a_secret_of_32_characters(settings, secret):
+    settings.IDEMPOTENCY_SECRET = secret
+    with pytest.raises(ImproperlyConfigured, match="IDEMPOTENCY_SECRET"):
+        idempotent_purchase_id("u1", "k")
+    with pytest.raises(ImproperlyConfigured, match="IDEMPOTENCY_SECRET"):
+        PurchaseEvent.new(username="a", userid="u1", price=Decimal(1), idempotency_key="k")
+    PurchaseEvent.new(username="a", userid="u1", price=Decimal(1))  # no key, no secret needed
+
+
+def test_the_settings_secret_is_the_default(settings):
+    settings.IDEMPOTENCY_SECRET = SECRET
+    assert idempotent_purchase_id("u1", "k") == idempotent_purchase_id("u1", "k", secret=SECRET)
+    event = PurchaseEvent.new(username="a", userid="u1", price=Decimal(1), idempotency_key="k")
+    assert event.purchase_id == idempotent_purchase_id("u1", "k", secret=SECRET)
+
+
+@pytest.mark.parametrize("secret", [None, "too-short"])
+def test_a_storefront_without_an_idempotency_secret_refuses_to_start(secret):
+    env = {k: v for k, v in os.environ.items() if k != "IDEMPOTENCY_SECRET"}
+    env.update(
+        SERVICE_ROLE="storefront",
+        DJANGO_SECRET_KEY="x",
+        DJANGO_SETTINGS_MODULE="purchases_project.settings",
+        AUTH_ISSUER="https://id.example.com",
+        AUTH_JWKS_URL="https://id.example.com/jwks.json",
+        **({"IDEMPOTENCY_SECRET": secret} if secret else {}),
+    )
+    result = run_python("-m", "purchases_project.serve", env=env)
+    assert result.returncode != 0
+    assert "cannot start: IDEMPOTENCY_SECRET must be set, at least 32 characters" in result.stderr
+    assert "Listening at" not in result.stderr + result.stdout
 
 
 def test_event_on_the_wire_matches_the_contract():

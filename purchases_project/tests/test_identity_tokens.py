@@ -433,3 +433,22 @@ def test_an_exp_beyond_any_float_is_handled(issuer, key):
 def test_any_text_as_a_token_is_refused_cleanly(issuer, text):
     with pytest.raises(AuthError):
         issuer.verifier().verify(text)
+
+
+@pytest.mark.parametrize(
+    ("scope", "expected"),
+    [
+        ("openid purchases:read-all", {"openid", "purchases:read-all"}),
+        ("openid  purchases:read-all ", {"openid", "purchases:read-all"}),
+        ("openid\u00a0purchases:read-all", {"openid\u00a0purchases:read-all"}),
+        ("openid\tpurchases:read-all", {"openid\tpurchases:read-all"}),
+        ("purchases:read-all\u2003x", {"purchases:read-all\u2003x"}),
+        ("x\npurchases:read-all", {"x\npurchases:read-all"}),
+    ],
+    ids=["space", "spaces", "nbsp", "tab", "em-space", "newline"],
+)
+def test_scopes_are_split_on_the_space_character_only(issuer, key, scope, expected):
+    # RFC 6749, 3.3: scope tokens are separated by %x20; no other whitespace grants read-all.
+    principal = issuer.verifier().verify(local_issuer.sign(key, issuer.claims(scope=scope)))
+    assert principal.scopes == frozenset(expected)
+    assert principal.may_read("someone-else") == ("purchases:read-all" in expected)

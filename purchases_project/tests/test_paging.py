@@ -162,3 +162,16 @@ def test_limits_are_accepted_exactly_when_the_schema_admits_them(text):
     as_integer = jsonschema_rs.validator_for({"type": "string", "pattern": LIMIT_PATTERN}).is_valid(text)
     in_range = as_integer and 1 <= float(text) <= 1000
     assert PageParams(data={"limit": text}).is_valid() == in_range
+
+
+@pytest.mark.parametrize("text", ["5.0", "5.", "5.00", "1e1", "+5", " 5", "5 ", "0x5", "\u0665"])
+def test_a_limit_that_is_not_plain_digits_is_refused(text):
+    params = PageParams(data={"limit": text})
+    assert not params.is_valid()
+    assert "whole number" in str(params.errors["limit"][0])
+
+
+def test_a_limit_of_plain_digits_is_a_page_size():
+    for text, size in (("5", 5), ("0005", 5), ("1000", 1000)):
+        params = PageParams(data={"limit": text})
+        assert params.is_valid() and params.validated_data["limit"] == size

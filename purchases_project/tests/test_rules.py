@@ -3,6 +3,8 @@ with them (pure logic)."""
 
 import json
 import re
+import time
+import unicodedata
 from decimal import Decimal
 
 import jsonschema_rs
@@ -13,12 +15,14 @@ from hypothesis import strategies as st
 from purchases_project import jsonutil
 from purchases_project.rules import (
     CENTS,
+    IDEMPOTENCY_KEY_SCHEMA,
     MAX_PRICE,
     PRICE_SCHEMA,
     USERID_SCHEMA,
     USERNAME_SCHEMA,
     InvalidPurchase,
     missing_fields,
+    parse_idempotency_key,
     parse_price,
     parse_userid,
     parse_username,
@@ -188,12 +192,119 @@ def test_userids_are_accepted_exactly_when_the_schema_admits_them(text):
     assert accepts(parse_userid, text) == schema_admits(USERID_SCHEMA, text)
 
 
-@given(st.text(max_size=210))
+# Unicode's own word on what is not printable text: control, format and line-separator characters.
+NOT_PRINTABLE = ("Cc", "Cf", "Zl", "Zp")
+
+
+def _is_username(text: str) -> bool:
+    """The rule in words, from unicodedata: 1 to 200 characters, none of them NOT_PRINTABLE."""
+    return 1 <= len(text) <= 200 and not any(unicodedata.category(c) in NOT_PRINTABLE for c in text)
+
+
+# Any text, with the characters the rule is about (in every plane) far more often than chance.
+# (Not halves of UTF-16 pairs: no schema validator takes them; the rule's own test covers them.)
+usernames = st.text(
+    st.one_of(
+        st.characters(exclude_categories=["Cs"]),
+        st.characters(categories=NOT_PRINTABLE),
+        st.characters(min_codepoint=0x10000, exclude_categories=["Cs"]),
+    ),
+    max_size=210,
+)
+
+
+@pytest.mark.parametrize(
+    "character",
+    ["\U000e0001", "\U000e0041", "\U0001d173", "\U000110bd", "\U00013430", "\U0001bca0", "\U000e007f"],
+)
+def test_username_refuses_format_characters_beyond_the_basic_plane(character):
+    assert unicodedata.category(character) == "Cf"
+    for text in (character, f"a{character}b"):
+        assert not schema_admits(USERNAME_SCHEMA, text)
+        with pytest.raises(InvalidPurchase, match="control characters"):
+            parse_username(text)
+
+
+def test_every_character_unicode_calls_control_format_or_line_separator_is_refused():
+    refused = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) in NOT_PRINTABLE]
+    assert len(refused) > 200
+    admitted_by_schema = [c for c in refused if schema_admits(USERNAME_SCHEMA, f"a{c}")]
+    accepted = [c for c in refused if accepts(parse_username, f"a{c}")]
+    assert admitted_by_schema == accepted == []
+
+
+@given(usernames)
 @example("\u200b")
 @example("Zoë O'Brien 🎉")
 @example("a\n")
+@example("\U000e0001")
+@example("𝄞 \U0001f389")
 def test_usernames_are_accepted_exactly_when_the_schema_admits_them(text):
-    assert accepts(parse_username, text) == schema_admits(USERNAME_SCHEMA, text)
+    expected = _is_username(text)
+    assert accepts(parse_username, text) == expected
+    assert schema_admits(USERNAME_SCHEMA, text) == expected
+
+
+def _is_idempotency_key(text: str) -> bool:
+    """1 to 255 printable ASCII characters (space to tilde)."""
+    return 1 <= len(text) <= 255 and all(0x20 <= ord(c) <= 0x7E for c in text)
+
+
+@given(
+    st.text(
+        st.one_of(st.characters(max_codepoint=0x7F), st.characters(exclude_categories=["Cs"])), max_size=260
+    )
+)
+@example("k-1")
+@example("x" * 255)
+@example("x" * 256)
+@example("caf\u00c3\u00a9")  # "café" in UTF-8, as a WSGI server hands the header over (Latin-1)
+def test_idempotency_keys_are_accepted_exactly_when_the_schema_admits_them(text):
+    expected = _is_idempotency_key(text)
+    assert accepts(parse_idempotency_key, text) == expected
+    assert schema_admits(IDEMPOTENCY_KEY_SCHEMA, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "printable ASCII"),  # what a server makes of a value that is not ASCII
+        ("k" * 256, "^Idempotency-Key must be at most 255 characters$"),
+        ("\u00e9" * 256, "printable ASCII"),
+        ("caf\u00c3\u00a9", "printable ASCII"),
+        ("\u00e9", "printable ASCII"),
+        ("a\tb", "printable ASCII"),
+    ],
+)
+def test_an_unusable_idempotency_key_is_told_what_is_wrong_with_it(value, message):
+    with pytest.raises(InvalidPurchase, match=message):
+        parse_idempotency_key(value)
+    assert parse_idempotency_key(None) is None
+    assert parse_idempotency_key("order 42/retry-1") == "order 42/retry-1"
+
+
+@pytest.mark.parametrize("padding", [0, 30, 59])
+def test_price_strings_are_at_most_64_characters_whatever_they_hold(padding):
+    text = " " * padding + "29.99" + " " * (64 - 5 - padding)
+    assert len(text) == 64
+    assert str(parse_price(text)) == "29.99" and schema_admits(PRICE_SCHEMA, text)
+    for longer in (text + " ", "0" + text, " " * 65_400, "0" * 65_400 + "x", "9" * 65_400):
+        assert not schema_admits(PRICE_SCHEMA, longer)
+        with pytest.raises(
+            InvalidPurchase, match=r"^Price written as a string must be at most 64 characters$"
+        ):
+            parse_price(longer)
+
+
+def test_a_64_kib_price_is_refused_in_well_under_a_millisecond():
+    # Before the bound, matching the price patterns against 64 KiB of spaces took ~55 ms of CPU.
+    texts = [" " * 65_400, "0" * 65_400 + "x", "9" * 65_400]
+    start = time.process_time()
+    for _ in range(10):
+        for text in texts:
+            assert not accepts(parse_price, text)
+    per_refusal_ms = (time.process_time() - start) / 30 * 1000
+    assert per_refusal_ms < 1.0, f"{per_refusal_ms:.2f} ms of CPU per refusal"
 
 
 @pytest.mark.parametrize(
@@ -212,6 +323,17 @@ def test_numbers_no_decimal_holds_get_a_clear_reason(body, message):
     else:
         with pytest.raises(InvalidPurchase, match=message):
             parse_price(data["price"])
+
+
+def test_numbers_no_decimal_holds_are_found_anywhere_in_a_body():
+    for body in (
+        b'{"username":"a","userid":"u","price":1,"extra":1e99999999999999999999}',
+        b'{"a":[{"b":[1,-1e-99999999999999999999]}]}',
+        b"[" * 900 + b"1e99999999999999999999" + b"]" * 900,
+    ):
+        assert jsonutil.holds_unrepresentable(jsonutil.loads(body))
+    for body in (b'{"username":"a","userid":"u","price":1,"extra":1e999}', b'{"a":0e99999999999999999999}'):
+        assert not jsonutil.holds_unrepresentable(jsonutil.loads(body))
 
 
 def test_json_nested_too_deeply_is_a_value_error():

@@ -112,7 +112,39 @@ def test_unknown_path_is_json_404(client):
 def test_buy_rejects_an_overlong_idempotency_key(buy):
     response = buy({"username": "j", "userid": "u", "price": 1}, **{"Idempotency-Key": "k" * 256})
     assert response.status_code == 400
-    assert "Idempotency-Key" in response.json()["error"]
+    assert response.json() == {"error": "Idempotency-Key must be at most 255 characters"}
+
+
+@pytest.mark.parametrize("key", ["caf\u00c3\u00a9", "\u00e9", "\u00c3\u00a9" * 200, ""])
+def test_buy_tells_a_non_ascii_idempotency_key_what_is_wrong_with_it(buy, key):
+    # A WSGI server hands header bytes over as Latin-1: "é" sent in UTF-8 is "\u00c3\u00a9".
+    response = buy({"username": "j", "userid": "u", "price": 1}, **{"Idempotency-Key": key})
+    assert response.status_code == 400
+    message = response.json()["error"]
+    assert "printable ASCII" in message and "255" not in message
+
+
+def test_buy_refuses_a_number_no_decimal_holds_in_an_ignored_field_as_in_the_price(buy, userid):
+    huge = "1e99999999999999999999"
+    extra = buy(f'{{"username":"a","userid":"{userid}","price":1,"extra": {huge}}}')
+    assert extra.status_code == 400
+    assert extra.json() == {"error": "Request body holds a number too large or too small to represent"}
+    nested = buy(f'{{"username":"a","userid":"{userid}","price":1,"x":[{{"y":-{huge[:-1]}7}}]}}')
+    assert nested.status_code == 400
+    as_price = buy(f'{{"username":"a","userid":"{userid}","price":{huge}}}')
+    assert as_price.status_code == 400
+    assert as_price.json() == {"error": "Price cannot be above 1000000000"}
+    # A bad body is a 400 whoever sends it: before ownership's 403.
+    other = buy(f'{{"username":"a","userid":"{userid}","price":1,"extra": {huge}}}', as_user="someone-else")
+    assert other.status_code == 400
+
+
+def test_a_recorded_purchase_is_never_cached_and_varies_by_token_and_session(buy, live_settings, userid):
+    from ledger.tests.test_purchases_api import private
+
+    response = buy({"username": "j", "userid": userid, "price": 1})
+    assert response.status_code == 201
+    assert private(response), dict(response.headers)
 
 
 def test_buy_publishes_one_acknowledged_event_keyed_by_userid(buy, live_settings, userid):

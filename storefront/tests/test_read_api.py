@@ -70,3 +70,18 @@ def test_next_links_are_built_on_the_public_base_url(client, live_settings, sett
     response = client.get(f"/getAllUserBuys/{userid}?limit=1", headers=bearer(userid), HTTP_HOST="127.0.0.1")
     assert response.status_code == 200
     assert response.json()["next"].startswith(f"https://shop.example.com/getAllUserBuys/{userid}?")
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/html"])
+def test_purchases_are_never_cached_and_vary_by_token_and_session(
+    client, live_settings, bearer, userid, accept
+):
+    from ledger.tests.test_purchases_api import private, record
+
+    record(userid, "4.00")
+    response = client.get(f"/getAllUserBuys/{userid}", headers=bearer(userid), HTTP_ACCEPT=accept)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith(accept)
+    assert private(response), dict(response.headers)
+    refused = client.get(f"/getAllUserBuys/{userid}", headers=bearer("someone-else"), HTTP_ACCEPT=accept)
+    assert refused.status_code == 403 and private(refused)

@@ -12,7 +12,7 @@ import stat
 import subprocess
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -95,3 +95,19 @@ class Proc:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@dataclass
+class Ports:
+    broker: int = field(default_factory=free_port)
+    mongo: int = field(default_factory=free_port)
+    storefront: int = field(default_factory=free_port)
+    ledger: int = field(default_factory=free_port)
+    storefront_metrics: int = field(default_factory=free_port)
+    ledger_metrics: int = field(default_factory=free_port)
+    consumer_metrics: int = field(default_factory=free_port)
+
+    @classmethod
+    def defaults(cls) -> Ports:
+        """The contract's ports for `make run`."""
+        return cls(9092, 27017, 8000, 5001, 9101, 9102, 9100)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.oidc_provider import OidcProvider
-from devstack.processes import Proc, free_port, http_ok, port_open, tansu_binary, wait_until
+from devstack.processes import Ports, Proc, free_port, http_ok, port_open, tansu_binary, wait_until
 from devstack.tls import Security
 from purchases_project.local_issuer import LocalIssuer
 
@@ -26,22 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purchases_project.settings")
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
-
-
-@dataclass
-class Ports:
-    broker: int = field(default_factory=free_port)
-    mongo: int = field(default_factory=free_port)
-    storefront: int = field(default_factory=free_port)
-    ledger: int = field(default_factory=free_port)
-    storefront_metrics: int = field(default_factory=free_port)
-    ledger_metrics: int = field(default_factory=free_port)
-    consumer_metrics: int = field(default_factory=free_port)
-
-    @classmethod
-    def defaults(cls) -> Ports:
-        """The contract's ports for `make run`."""
-        return cls(9092, 27017, 8000, 5001, 9101, 9102, 9100)
 
 
 @dataclass

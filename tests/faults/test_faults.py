@@ -230,8 +230,11 @@ def test_sigterm_to_the_consumer_and_the_storefront_loses_nothing_answered(make_
     # server could no longer take failed, never with a 5xx,
     assert set(load.statuses) <= {201, "error"}, load.statuses
     assert all(at >= sigterm_at for at, _ in load.errors), load.errors[:3]
-    # and none was cut off mid-request: each failed to connect at all.
-    assert all("NewConnectionError" in error for _, error in load.errors), load.errors[:3]
+    # and none was cut off mid-answer: each failed to connect, or was sent on a kept-alive
+    # connection just as the stopping server closed it (HTTP's keep-alive race: no answer
+    # began), never a connection reset or a truncated answer.
+    closed_unanswered = ("NewConnectionError", "Remote end closed connection without response")
+    assert all(any(c in error for c in closed_unanswered) for _, error in load.errors), load.errors[:3]
     assert_stored_exactly_once(stack, load.accepted)
     assert_money_as_sent(stack, load)
 

@@ -60,28 +60,13 @@ def _request(token: str):
 def buy_body(body: bytes) -> None:
     """What `POST /buy` does with a body before it publishes (storefront/apis.py)."""
     from purchases_project import jsonutil
-    from purchases_project.rules import (
-        REQUIRED_FIELDS,
-        InvalidPurchase,
-        missing_fields,
-        parse_idempotency_key,
-        parse_price,
-        parse_userid,
-        parse_username,
-    )
+    from purchases_project.rules import InvalidPurchase
+    from storefront.apis import purchase_parse
 
-    data = jsonutil.loads(body)
-    if missing_fields(data):
-        return
     try:
-        parse_idempotency_key("k-1")
-        parse_price(data["price"])
-        parse_username(data["username"])
-        parse_userid(data["userid"])
+        purchase_parse(jsonutil.loads(body), idempotency_key="k-1")
     except InvalidPurchase:
-        return
-    if len(data) > len(REQUIRED_FIELDS) and jsonutil.holds_unrepresentable(data):
-        return
+        pass
 
 
 def buy_view(token: str, **headers: str):

@@ -18,13 +18,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.utils.cache import patch_vary_headers
 from django.utils.http import urlencode
 from django.views import View
 
 from purchases_project import identity
 from purchases_project.api_docs import FORBIDDEN_READ
 from purchases_project.errors import json_error
+from purchases_project.middleware import private_answers
 from purchases_project.rules import InvalidPurchase, parse_userid
 from storefront import chart, ledger_client, services
 from storefront.apis import purchase_parse
@@ -55,6 +55,7 @@ def _cursor(next_url: str | None) -> str | None:
     return parse_qs(urlsplit(next_url).query).get("cursor", [None])[0]
 
 
+@private_answers
 class CustomerPage(View):
     http_method_names = ["get", "post", "head"]
 
@@ -136,7 +137,4 @@ class CustomerPage(View):
 
     @staticmethod
     def _render(request, template: str, context: dict) -> HttpResponse:
-        response = render(request, template, {"title": TITLE, "next_path": "/", **context})
-        response["Cache-Control"] = "no-store"
-        patch_vary_headers(response, ["Authorization", "Cookie"])
-        return response
+        return render(request, template, {"title": TITLE, "next_path": "/", **context})

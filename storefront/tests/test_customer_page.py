@@ -95,7 +95,9 @@ def test_a_recorded_purchase_redirects_back_to_the_page(signed_in, live_settings
 
 
 def test_another_customers_page_needs_read_all(signed_in, live_settings, userid):
-    assert signed_in(userid).get("/?userid=someone-else").status_code == 403
+    refused = signed_in(userid).get("/?userid=someone-else")
+    assert refused.status_code == 403
+    assert refused["Cache-Control"] == "no-store" and refused["Vary"] == "Authorization, Cookie"
     assert signed_in(userid).get("/?userid=..").status_code == 400
     page = signed_in("support-1", scope="purchases:read-all").get(f"/?userid={userid}")
     assert page.status_code == 200 and b'class="buy"' not in page.content

@@ -30,8 +30,7 @@ class UserPurchaseListApi(APIView):
     The storefront forwards the customer's token; the ledger verifies it with the same rules.
     """
 
-    # A signed-in browser's session first; any Authorization header goes to the bearer check.
-    authentication_classes = [identity.SessionTokenAuthentication, identity.BearerTokenAuthentication]
+    authentication_classes = identity.SESSION_OR_BEARER
 
     @user_purchases_schema(unavailable="MongoDB is unavailable")
     def get(self, request: Request, userid: str) -> Response:
@@ -75,7 +74,7 @@ class UserPurchaseListApi(APIView):
 class UserSpendingApi(APIView):
     """A user's spending per month (UTC), oldest first, from the per-month totals the consumer keeps."""
 
-    authentication_classes = [identity.SessionTokenAuthentication, identity.BearerTokenAuthentication]
+    authentication_classes = identity.SESSION_OR_BEARER
 
     @user_spending_schema(unavailable="MongoDB is unavailable")
     def get(self, request: Request, userid: str) -> Response:

@@ -144,8 +144,7 @@ def _ledger_answer(fetch: Callable[..., tuple[int, dict]], **call) -> tuple[int,
 class UserPurchaseListApi(APIView):
     """One page of a user's purchases, from the ledger; `next` points back at the storefront."""
 
-    # A signed-in browser's session first; any Authorization header goes to the bearer check.
-    authentication_classes = [identity.SessionTokenAuthentication, identity.BearerTokenAuthentication]
+    authentication_classes = identity.SESSION_OR_BEARER
 
     @user_purchases_schema(unavailable=LEDGER_UNAVAILABLE, status_504=LEDGER_TOO_SLOW)
     def get(self, request: Request, userid: str) -> Response:
@@ -172,7 +171,7 @@ class UserPurchaseListApi(APIView):
 class UserSpendingApi(APIView):
     """A user's spending per month, from the ledger."""
 
-    authentication_classes = [identity.SessionTokenAuthentication, identity.BearerTokenAuthentication]
+    authentication_classes = identity.SESSION_OR_BEARER
 
     @user_spending_schema(unavailable=LEDGER_UNAVAILABLE, status_504=LEDGER_TOO_SLOW)
     def get(self, request: Request, userid: str) -> Response:

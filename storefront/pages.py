@@ -81,10 +81,11 @@ class CustomerPage(View):
         # An empty field is a missing one, as /buy names it.
         data = {name: value for name, value in form.items() if value}
         data["userid"] = who.userid
+        key = request.POST.get("key") or None
         try:
-            username, userid, price = purchase_parse(data, idempotency_key=request.POST.get("key") or None)
+            username, userid, price = purchase_parse(data, idempotency_key=key)
             event = services.purchase_publish(
-                username=username, userid=userid, price=price, idempotency_key=request.POST.get("key") or None
+                username=username, userid=userid, price=price, idempotency_key=key
             )
         except InvalidPurchase as exc:
             return self._customer(request, who, who.userid, form=form, error=str(exc))

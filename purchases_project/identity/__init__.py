@@ -11,8 +11,8 @@ In a DRF view, `authentication_classes = [identity.BearerTokenAuthentication]`;
 `request.user` is then the `Principal`, which `identity.principal(request)` returns
 typed. `principal.may_read(userid)` is the object-level rule for reads;
 `principal.token` is what the storefront forwards. A browser signed in with OpenID Connect
-is the same `Principal`, from the session's access token (`identity.session`): list
-`SessionTokenAuthentication` before `BearerTokenAuthentication`, or call `session_principal`.
+is the same `Principal`, from the session's access token (`identity.session`): a read view
+takes `authentication_classes = identity.SESSION_OR_BEARER`, or calls `session_principal`.
 """
 
 from purchases_project.identity.session import SessionTokenAuthentication, session_login, session_principal
@@ -28,8 +28,12 @@ from purchases_project.identity.web import (
     verifier,
 )
 
+# A signed-in browser's session first; any Authorization header goes to the bearer check.
+SESSION_OR_BEARER = [SessionTokenAuthentication, BearerTokenAuthentication]
+
 __all__ = [
     "READ_ALL_SCOPE",
+    "SESSION_OR_BEARER",
     "AuthError",
     "BearerTokenAuthentication",
     "Principal",

@@ -5,8 +5,10 @@ from django.shortcuts import render
 from django.views import View
 
 from purchases_project import identity
+from purchases_project.middleware import private_answers
 
 
+@private_answers
 class ServiceHome(View):
     """`GET /` on the ledger: where its browsable pages and docs are, and sign-in."""
 
@@ -14,6 +16,4 @@ class ServiceHome(View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         who = identity.session_principal(request)
-        response = render(request, "web/ledger_home.html", {"who": who, "title": "Purchase ledger"})
-        response["Cache-Control"] = "no-store"
-        return response
+        return render(request, "web/ledger_home.html", {"who": who, "title": "Purchase ledger"})

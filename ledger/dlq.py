@@ -12,7 +12,6 @@ further fix, sees that one again (and re-sends the valid ones after it, which is
 safe because the consumer dedupes on `purchase_id`).
 """
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,8 +79,7 @@ class ReplayWriter:
                 )
         except (BufferError, KafkaException) as exc:
             raise Retryable(f"could not re-publish to {self.topic}: {exc}") from exc
-        deadline = time.monotonic() + timeout_s
-        if self._producer.flush(max(deadline - time.monotonic(), 0)) > 0 or failed:
+        if self._producer.flush(max(timeout_s, 0)) > 0 or failed:
             # Re-sending on the retry is safe: the consumer dedupes on purchase_id.
             reason = failed[0] if failed else "not acknowledged in time"
             raise Retryable(

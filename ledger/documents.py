@@ -35,10 +35,11 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from ledger import db
+from purchases_project.rules import MAX_NAME_LENGTH
 
 PAGE_INDEX = "userid_timestamp_purchase_id"
 MONTH_INDEX = "userid_month"
-MAX_TEXT = 200
+MAX_TEXT = MAX_NAME_LENGTH  # the rules' own bound on usernames and userids
 VALIDATION_FAILED = 121  # DocumentValidationFailure
 
 

@@ -2,12 +2,11 @@
 
 import enum
 import logging
-from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import pymongo
 from bson.decimal128 import Decimal128
@@ -21,6 +20,7 @@ from ledger import db, documents
 from purchases_project.events import PurchaseEvent
 
 ABORT_TIMEOUT_S = 2.0
+K = TypeVar("K", bound=Hashable)
 logger = logging.getLogger(__name__)
 
 
@@ -106,41 +106,36 @@ def _purchase_document(event: PurchaseEvent) -> documents.PurchaseDocument:
     )
 
 
+def _sums(new: list[PurchaseEvent], key: Callable[[PurchaseEvent], K]) -> dict[K, tuple[int, Decimal]]:
+    """(count, total) of the new purchases per `key`, in the order the keys first appear."""
+    sums: dict[K, tuple[int, Decimal]] = {}
+    for event in new:
+        count, total = sums.get(key(event), (0, Decimal(0)))
+        sums[key(event)] = (count + 1, total + event.price)
+    return sums
+
+
 def _summary_increments(new: list[PurchaseEvent]) -> list[UpdateOne]:
     """The batch's per-user increments: one upsert per user, by exactly the new purchases."""
-    counts: dict[str, int] = defaultdict(int)
-    totals: dict[str, Decimal] = defaultdict(Decimal)
-    for event in new:
-        counts[event.userid] += 1
-        totals[event.userid] += event.price
     return [
-        UpdateOne(
-            {"_id": userid},
-            {"$inc": {"count": counts[userid], "total": Decimal128(totals[userid])}},
-            upsert=True,
-        )
-        for userid in counts
+        UpdateOne({"_id": userid}, {"$inc": {"count": count, "total": Decimal128(total)}}, upsert=True)
+        for userid, (count, total) in _sums(new, lambda event: event.userid).items()
     ]
 
 
 def _monthly_increments(new: list[PurchaseEvent]) -> list[UpdateOne]:
     """The batch's per-user, per-month increments, as `_summary_increments` for the summaries."""
-    counts: dict[tuple[str, str], int] = defaultdict(int)
-    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for event in new:
-        key = (event.userid, documents.month_of(event.timestamp))
-        counts[key] += 1
-        totals[key] += event.price
+    by_month = _sums(new, lambda event: (event.userid, documents.month_of(event.timestamp)))
     return [
         UpdateOne(
             {"_id": documents.monthly_key(userid, month)},
             {
                 "$setOnInsert": {"userid": userid, "month": month},
-                "$inc": {"count": counts[userid, month], "total": Decimal128(totals[userid, month])},
+                "$inc": {"count": count, "total": Decimal128(total)},
             },
             upsert=True,
         )
-        for userid, month in counts
+        for (userid, month), (count, total) in by_month.items()
     ]
 
 

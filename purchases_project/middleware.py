@@ -18,9 +18,8 @@ PRIVATE_HEADERS = {"Cache-Control": "no-store", "Vary": "Authorization, Cookie"}
 def private_answers(view_class):
     """Class decorator for a view whose answers (JSON, HTML, errors) carry a customer's data:
     `Cache-Control: no-store` and `Vary` naming `Authorization` and `Cookie`."""
-    for decorator in (cache_control(no_store=True), vary_on_headers("Authorization", "Cookie")):
-        view_class = method_decorator(decorator, name="dispatch")(view_class)
-    return view_class
+    decorators = [vary_on_headers("Authorization", "Cookie"), cache_control(no_store=True)]
+    return method_decorator(decorators, name="dispatch")(view_class)
 
 
 class RequestIdMiddleware:

@@ -13,9 +13,14 @@ _NOT_ACCEPTED = re.compile(r"[^A-Za-z0-9._:@+~/=-]")
 _current: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
+def accepted(value: str) -> bool:
+    """Whether an id from outside is usable as it is: short and plain."""
+    return _ACCEPTED.fullmatch(value) is not None
+
+
 def request_id_from(value: str | None) -> str:
     """The client's id when it is usable, otherwise a new one."""
-    if value and _ACCEPTED.fullmatch(value):
+    if value and accepted(value):
         return value
     return uuid.uuid4().hex
 
@@ -25,7 +30,7 @@ def loggable(value: object) -> str:
     it: at most MAX_LENGTH characters, each outside a usable id's set replaced by `?`, so no
     line break, control or escape sequence reaches a text log and no id fills a line."""
     text = value if isinstance(value, str) else str(value)
-    if _ACCEPTED.fullmatch(text):
+    if accepted(text):
         return text
     return _NOT_ACCEPTED.sub("?", text[:MAX_LENGTH]) or "-"
 

@@ -16,7 +16,15 @@ from typing import Generic
 
 from confluent_kafka import Message
 
-from purchases_project.kafka_engine.contract import Event, Handler, InvalidMessage, Outcome, Retryable, Status
+from purchases_project.kafka_engine.contract import (
+    Event,
+    Handler,
+    InvalidMessage,
+    Outcome,
+    Retryable,
+    Status,
+    invalid,
+)
 from purchases_project.kafka_engine.dead_letters import DeadLetter, request_id_of
 from purchases_project.kafka_engine.observe import PROCESSED, PROCESSING_SECONDS
 from purchases_project.kafka_messages import Partition, offset_of, partition_of
@@ -82,7 +90,7 @@ def decoded(handler: Handler[Event], messages: list[Message]) -> Batch[Event]:
         try:
             item.event = handler.decode(message)
         except InvalidMessage as exc:
-            item.outcome = Outcome(Status.INVALID, str(exc))
+            item.outcome = invalid(str(exc))
         items.append(item)
     return Batch(items)
 

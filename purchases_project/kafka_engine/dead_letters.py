@@ -64,7 +64,7 @@ def request_id_of(message: Message) -> str | None:
     for key, value in header_pairs(message):
         if key == "x-request-id" and value:
             text = value.decode(errors="replace")
-            return text if request_id.request_id_from(text) == text else None
+            return text if request_id.accepted(text) else None
     return None
 
 

@@ -106,6 +106,8 @@ class Engine(Generic[Event]):
             while not self._stopping and not self._done(started):
                 if messages := self._next_batch():
                     self._process(messages)
+                    # Idle is time without work: a batch that took long to write is not idleness.
+                    self._last_message_at = time.monotonic()
         finally:
             self._close()
 

@@ -40,7 +40,6 @@ class OidcProvider:
         if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
             raise ValueError(f"the local provider runs on http://127.0.0.1:PORT (issuer {issuer.issuer!r})")
         self.issuer = issuer
-        self.port = parts.port
         self.ports = ports  # the stack's Ports: each web role's port is its attribute
         self.token_ttl_s = token_ttl_s
         self.secrets = {role: secrets.token_urlsafe(32) for role in ROLES}

@@ -85,16 +85,17 @@ class Load:
                 userid = self.userids[n % len(self.userids)]
                 price = Decimal(n % 5000) / 100
                 body = {"username": "load", "userid": userid, "price": str(price)}
+                error = None
                 try:
                     response = client.post("/buy", json=body, token=self.tokens[userid])
                     status = response.status_code
                 except requests.RequestException as exc:
-                    status, response = "error", None
-                    with self._lock:
-                        self.errors.append((time.monotonic(), repr(exc)))
+                    status, response, error = "error", None, (time.monotonic(), repr(exc))
                     self._stop.wait(0.05)  # a refused connection: do not spin while a process restarts
                 with self._lock:
                     self.statuses[status] += 1
+                    if error is not None:
+                        self.errors.append(error)
                     if status == 201:
                         data = response.json()["data"]
                         self.accepted[data["purchase_id"]] = (userid, price)

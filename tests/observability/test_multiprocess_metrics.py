@@ -154,7 +154,7 @@ def test_request_counter_adds_up_exactly_over_three_workers(make_stack, tmp_path
     assert sum(counts.values()) == after[-1], counts
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(180)
 def test_counter_survives_a_worker_killed_with_sigkill(make_stack, tmp_path):
     s, master, workers, multiproc_dir = start_storefront(make_stack, "mp-kill", tmp_path)
     port, metrics_port = s.ports.storefront, s.ports.storefront_metrics
@@ -177,9 +177,10 @@ def test_counter_survives_a_worker_killed_with_sigkill(make_stack, tmp_path):
             counts = per_worker_get_counts(multiproc_dir)
             return next((pid for pid, c in counts.items() if pid in workers and c >= 100), None)
 
+        # Generous: on a machine busy with other suites a worker may serve its first 100 slowly.
         victim = wait_until(
             busy_worker,
-            20,
+            60,
             "a worker that has served requests",
         )
         counted_by_victim = per_worker_get_counts(multiproc_dir)[victim]

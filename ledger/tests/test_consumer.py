@@ -133,6 +133,33 @@ def test_redelivered_events_are_stored_once(live_settings, topic, userid):
     assert not summaries_match_purchases(database)
 
 
+def test_offsets_without_records_are_passed_and_nothing_before_them_is_skipped(
+    live_settings, topic, userid, caplog
+):
+    """Each committed transaction leaves a marker at an offset of its own that no consumer
+    is given: a real gap. The engine reads such a gap twice, then takes what follows it."""
+    bootstrap = live_settings.KAFKA_BOOTSTRAP_SERVERS
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"tx-{topic}"})
+    producer.init_transactions(10)
+    for _ in range(3):
+        producer.begin_transaction()
+        producer.produce(topic, key=userid.encode(), value=good(userid)[1][1])
+        producer.commit_transaction(10)
+    del producer  # its connections close with it
+    running = Running(settings_for(live_settings, topic))
+    try:
+        wait_for(lambda: selectors.user_summary_get(userid=userid)[0] == 3)
+        wait_for(lambda: committed(bootstrap, f"g-{topic}", topic) >= 5)
+    finally:
+        running.stop()
+    assert running.error is None
+    passed = [r.getMessage() for r in caplog.records if "are not in the log" in r.getMessage()]
+    assert passed == [
+        f"partition 0: offsets {marker} to {marker} are not in the log (read twice); going on"
+        for marker in (1, 3)
+    ]
+
+
 def test_a_long_run_of_invalid_events_stops_the_consumer_where_the_run_began(live_settings, topic, userid):
     bootstrap = live_settings.KAFKA_BOOTSTRAP_SERVERS
     _, before = good(userid, "1.00")

@@ -4,8 +4,9 @@
 implements (decode one message, write events, one outcome per event) and the
 engine's settings; `policy` decides what becomes of refused events and which
 offsets are committed; `batch` writes a batch in chunks and counts it;
-`dead_letters` is the dead-letter header scheme and sender; `observe` holds the
-metrics and the liveness file.
+`dead_letters` is the dead-letter header scheme and sender; `partitions` keeps the
+engine's own position in each partition and checks every message against it;
+`observe` holds the metrics and the liveness file.
 """
 
 from purchases_project.kafka_engine.contract import (

@@ -79,6 +79,8 @@ class Batch(Generic[Event]):
             if item.partition in partitions and item.active and not item.done:
                 item.dropped = True
                 dropped += 1
+        for partition in partitions:  # never committed here, even if assigned here again
+            self.commit.pop(partition, None)
         self.capped -= partitions
         return dropped
 

@@ -9,7 +9,9 @@ and keeps polling (so the group keeps the member and the statistics keep the lag
 metric live) while tenacity waits with exponential backoff between attempts. Each
 attempt gets a time budget derived from `max.poll.interval.ms`, so no attempt can
 make the member miss a poll. Partitions revoked while a batch is held are dropped
-from it: neither written nor committed here, their new owner reads them again.
+from it: neither written nor committed here (even if assigned here again), their new
+owner reads them again. Which messages continue their partitions, and where each
+partition stands, is `partitions.Partitions`'s to say.
 
 Lifecycle: `run()` subscribes and loops until `stop()` (a warm shutdown: finish the
 batch in hand; while holding, give up after `shutdown_timeout_s` and raise
@@ -25,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Generic
 
 import tenacity
@@ -42,8 +44,9 @@ from purchases_project.kafka_engine.contract import (
     TooManyInvalidEvents,
 )
 from purchases_project.kafka_engine.observe import Liveness
+from purchases_project.kafka_engine.partitions import Partitions
 from purchases_project.kafka_engine.policy import Policy
-from purchases_project.kafka_messages import Partition, offset_of, partition_of
+from purchases_project.kafka_messages import Partition
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +67,9 @@ class Engine(Generic[Event]):
         self._writer = ChunkedWriter(handler, max_chunk=config.max_chunk, min_chunk=config.min_chunk)
         self._stopping = False
         self._stop_requested_at: float | None = None
-        self._assigned: set[Partition] = set()
+        self._partitions = Partitions()
         self._consumer: Any = None
         self._batch: Batch[Event] | None = None
-        self._paused: set[Partition] = set()
         self._liveness = Liveness(config.liveness_file)
         self._last_poll_end: float | None = None
         self._seen = 0
@@ -89,10 +91,11 @@ class Engine(Generic[Event]):
             {
                 **self.config.kafka,
                 "statistics.interval.ms": self.config.statistics_interval_ms,
-                "stats_cb": lambda stats: observe.report_lag(stats, self._assigned),
+                "stats_cb": lambda stats: observe.report_lag(stats, self._partitions.assigned),
                 "error_cb": observe.log_kafka_error,
             }
         )
+        self._partitions.consumer = self._consumer
         try:
             self.handler.open()
             self.policy.open()
@@ -149,13 +152,7 @@ class Engine(Generic[Event]):
         first = self._consume(1, self.config.poll_timeout_s)
         if first and size > 1:
             first += self._consume(size - 1, self.config.batch_wait_s)
-        messages = []
-        for message in first:
-            if (error := message.error()) is not None:
-                observe.log_kafka_error(error)
-            else:
-                messages.append(message)
-        if messages:
+        if messages := self._partitions.take(first):
             self._seen += len(messages)
             self._last_message_at = time.monotonic()
         return messages
@@ -231,29 +228,19 @@ class Engine(Generic[Event]):
                 )
             seconds = min(seconds, left)
         deadline = time.monotonic() + seconds
+        partitions = self._partitions
         try:
             while (left := deadline - time.monotonic()) > 0:
-                self._pause(self._assigned)  # also what was assigned since the hold began
+                partitions.pause(partitions.assigned)  # also what was assigned since the hold began
                 for message in self._consume(1, min(0.2, left)):
-                    if not message.error():  # assigned and fetched before it was paused: put it back
-                        tp = TopicPartition(*partition_of(message), offset_of(message))
-                        self._pause([partition_of(message)])
-                        self._consumer.seek(tp)
+                    if not message.error():  # assigned and fetched before it was paused
+                        partitions.put_back(message)
         finally:
-            self._resume(self._paused & self._assigned)
-
-    def _pause(self, partitions: Iterable[Partition]) -> None:
-        if new := [p for p in partitions if p not in self._paused]:
-            self._consumer.pause([TopicPartition(t, p) for t, p in new])
-            self._paused.update(new)
-
-    def _resume(self, partitions: Iterable[Partition]) -> None:
-        if these := [p for p in partitions if p in self._paused]:
-            self._consumer.resume([TopicPartition(t, p) for t, p in these])
-            self._paused.difference_update(these)
+            partitions.resume(partitions.paused & partitions.assigned)
 
     def _commit(self, next_offsets: dict[Partition, int]) -> None:
-        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items() if (t, p) in self._assigned]
+        assigned = self._partitions.assigned
+        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items() if (t, p) in assigned]
         if not offsets:
             return
         try:
@@ -269,29 +256,27 @@ class Engine(Generic[Event]):
         finally:
             if self._consumer is not None:
                 self._consumer.close()  # leaves the group at once, so partitions move without waiting
-            self._forget(list(self._assigned))
+            self._partitions.paused.clear()  # nothing is paused in a closed consumer
+            self._forget(list(self._partitions.assigned))
 
     # -- callbacks (run inside consume) -----------------------------------------
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        self._assigned.update((tp.topic, tp.partition) for tp in partitions)
+        self._partitions.assign(partitions, timeout_s=self.config.attempt_budget_s)
         if self._assigned_at is None:
             self._assigned_at = time.monotonic()
         logger.info("assigned partitions %s", sorted(tp.partition for tp in partitions))
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        # librdkafka keeps a partition's paused state across a rebalance: one revoked while a
-        # batch was held would come back paused and never deliver again. Resume it on the way out.
-        self._resume([(tp.topic, tp.partition) for tp in partitions])
         self._forget([(tp.topic, tp.partition) for tp in partitions])
         logger.info("revoked partitions %s", sorted(tp.partition for tp in partitions))
 
     def _forget(self, partitions: list[Partition]) -> None:
         self.policy.revoked(partitions)
+        self._partitions.revoke(partitions)
         if self._batch is not None and (dropped := self._batch.drop(set(partitions))):
             logger.info("left %d held messages of revoked partitions to their new owner", dropped)
         for topic, partition in partitions:
-            self._assigned.discard((topic, partition))
             try:
                 observe.LAG.remove(topic, str(partition))
             except KeyError:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from devstack.stack import wait_until
 from purchases_project import kafka_config
@@ -86,8 +86,23 @@ class FakeMessage:
         return None
 
 
+class FakeUnreadable(FakeMessage):
+    """What the client hands over for a record it could not read: an error naming its offset."""
+
+    def value(self):
+        return None
+
+    def error(self):
+        return KafkaError(KafkaError._BAD_MSG, "could not parse the record")
+
+
 class FakeConsumer:
-    """Delivers `arrivals` in order from the committed offsets, honouring pause, seek and revocation."""
+    """Delivers `arrivals` in order from the committed offsets, honouring pause, seek and revocation.
+
+    A value of None is an offset with no record (as on a compacted topic). `skipped_once`
+    are offsets the fake passes over the first time it reaches them (a fetch that lost a
+    record); `unreadable` counts how often an offset comes as an error instead of its record.
+    """
 
     def __init__(self, log: list, arrivals: list[tuple[int, bytes]], committed: dict[int, int] | None = None):
         self.log = log
@@ -97,13 +112,15 @@ class FakeConsumer:
             self.messages.append(FakeMessage(partition, counters.get(partition, 0), value))
             counters[partition] = counters.get(partition, 0) + 1
         self.partitions = sorted(counters) or [0]
-        self.committed = dict(committed or {})
-        self.position = {p: self.committed.get(p, 0) for p in self.partitions}
+        self.offsets = dict(committed or {})
+        self.position = {p: self.offsets.get(p, 0) for p in self.partitions}
         self.assigned: set[int] = set()
         self.paused: set[int] = set()
         self.polls = 0
         self.on_poll: Callable[[FakeConsumer], None] | None = None
         self.closed = False
+        self.skipped_once: set[tuple[int, int]] = set()
+        self.unreadable: dict[tuple[int, int], int] = {}
 
     def factory(self, config: dict) -> FakeConsumer:
         return self
@@ -117,14 +134,23 @@ class FakeConsumer:
             self.reassign(*self.partitions)
         if self.on_poll is not None:
             self.on_poll(self)
-        found = []
+        found: list[FakeMessage] = []
         for message in self.messages:
-            p = message.partition()
+            p, offset = message.partition(), message.offset()
             if len(found) == num_messages:
                 break
-            if p in self.assigned and p not in self.paused and message.offset() == self.position[p]:
+            if p not in self.assigned or p in self.paused or offset < self.position[p]:
+                continue
+            if (p, offset) in self.skipped_once:
+                self.skipped_once.discard((p, offset))
+                self.position[p] = offset + 1
+            elif self.unreadable.get((p, offset), 0) > 0:
+                self.unreadable[(p, offset)] -= 1
+                found.append(FakeUnreadable(p, offset, b""))
+                self.position[p] = offset + 1
+            elif message.value() is not None:
                 found.append(message)
-                self.position[p] += 1
+                self.position[p] = offset + 1
         if not found:
             time.sleep(min(timeout, 0.002))
         return found
@@ -134,7 +160,7 @@ class FakeConsumer:
 
     def reassign(self, *partitions: int) -> None:
         self.assigned |= set(partitions)
-        self.position.update({p: self.committed.get(p, 0) for p in partitions})
+        self.position.update({p: self.offsets.get(p, 0) for p in partitions})
         self._on_assign(self, [TopicPartition(TOPIC, p) for p in partitions])
 
     def revoke(self, *partitions: int) -> None:
@@ -153,11 +179,15 @@ class FakeConsumer:
 
     def seek(self, tp):
         self.position[tp.partition] = tp.offset
+        self.log.append(("seek", (tp.partition, tp.offset)))
+
+    def committed(self, tps, timeout):  # the group's committed offsets
+        return [TopicPartition(TOPIC, tp.partition, self.offsets.get(tp.partition, -1001)) for tp in tps]
 
     def commit(self, offsets, asynchronous):
         assert asynchronous is False
         got = {tp.partition: tp.offset for tp in offsets}
-        self.committed.update(got)
+        self.offsets.update(got)
         self.log.append(("commit", got))
 
     def close(self):
@@ -299,11 +329,13 @@ def test_offsets_are_committed_after_the_write_as_the_next_offset():
 def test_a_batch_the_handler_cannot_write_is_held_with_its_partitions_paused_while_polling():
     setup = Setup([(0, b"a"), (1, b"b")], handler=FakeHandler([], failures=3))
     setup.run()
-    kinds = [what for what, _ in setup.log]
+    kinds = [what for what, _ in setup.log if what != "seek"]
     # Nothing is committed while the batch is held; the partitions are paused around every
     # wait and resumed after it; the write is tried again until it succeeds, then committed.
     assert kinds == ["failed", "pause", "resume"] * 3 + ["write", "commit"]
     assert setup.entries("pause")[0] == [0, 1]
+    # Each pause seeks to the engine's own positions: what follows the batch in hand.
+    assert setup.entries("seek") == [(0, 1), (1, 1)] * 3
     assert setup.entries("commit") == [{0: 1, 1: 1}]
     assert setup.consumer.polls > 6  # it kept polling while it held the batch
     assert setup.engine.counts == {"stored": 2}  # one outcome per event, however many attempts
@@ -368,16 +400,16 @@ def test_a_run_longer_than_the_cap_stops_at_its_start_and_a_restart_dead_letters
         TooManyInvalidEvents, match="more than 3 invalid events in a row on partitions \\[0\\]"
     ):
         setup.run()
-    assert setup.consumer.committed[0] == 1  # the run's first event
+    assert setup.consumer.offsets[0] == 1  # the run's first event
     assert letters(setup) == [b"bad"] * 3
     assert "after" not in setup.handler.written  # what follows the run is not written
     assert marks.saved == {(TOPIC, 0): 4}  # the run is dead-lettered up to offset 4
 
-    again = Setup(arrivals, committed=setup.consumer.committed, cap=3, marks=marks)
+    again = Setup(arrivals, committed=setup.consumer.offsets, cap=3, marks=marks)
     with pytest.raises(TooManyInvalidEvents):
         again.run()
     assert letters(again) == []  # no crash loop that dead-letters the run again
-    assert again.consumer.committed[0] == 1
+    assert again.consumer.offsets[0] == 1
 
 
 def test_runs_are_counted_per_partition():
@@ -388,8 +420,8 @@ def test_runs_are_counted_per_partition():
     setup = Setup(arrivals, cap=3, batch_size=1)
     with pytest.raises(TooManyInvalidEvents):
         setup.run()
-    assert setup.consumer.committed.get(0, 0) == 0
-    assert setup.consumer.committed[1] == 3
+    assert setup.consumer.offsets.get(0, 0) == 0
+    assert setup.consumer.offsets[1] == 3
     assert len(letters(setup)) == 3
 
 
@@ -438,6 +470,74 @@ def test_a_partition_revoked_and_assigned_again_while_holding_is_consumed_after_
     assert setup.entries("commit") == [{0: 1, 1: 1}]
 
 
+def test_a_partition_revoked_and_assigned_again_within_one_hold_commits_nothing_it_did_not_write():
+    # The batch in hand is dropped at the revocation; the partitions come back before the
+    # retry. Committing the dropped batch's offsets then would skip events never written.
+    handler = FakeHandler([], failures=2)
+    setup = Setup([(0, b"a"), (0, b"b"), (1, b"c")], handler=handler)
+
+    def rebalance(consumer):
+        if consumer.polls == 3:  # the first poll of the first hold
+            consumer.revoke(0, 1)
+            consumer.reassign(0, 1)
+
+    setup.consumer.on_poll = rebalance
+    setup.run()
+    assert handler.written == ["a", "b", "c"]
+    writes_and_commits = [(what, value) for what, value in setup.log if what in ("write", "commit")]
+    assert writes_and_commits == [("write", ["a", "b", "c"]), ("commit", {0: 2, 1: 1})]
+
+
+def test_a_record_the_client_skipped_is_read_again_before_anything_past_it_is_committed(caplog):
+    setup = Setup([(0, b"a"), (0, b"b"), (0, b"c"), (1, b"d")])
+    setup.consumer.skipped_once.add((0, 1))
+    with caplog.at_level(logging.WARNING):
+        setup.run()
+    assert sorted(setup.handler.written) == ["a", "b", "c", "d"]
+    assert ("seek", (0, 1)) in setup.log
+    assert setup.consumer.offsets == {0: 3, 1: 1}
+    for commit in setup.entries("commit"):  # never past b before b was written
+        assert commit.get(0, 0) <= 1 or "b" in setup.handler.written
+    assert "partition 0: offset 2 arrived where 1 was next; reading again from there" in caplog.text
+
+
+def test_an_assignment_that_starts_past_the_committed_offset_is_sought_back():
+    setup = Setup([(0, b"a"), (0, b"b"), (0, b"c")], committed={0: 1})
+    setup.consumer.skipped_once.add((0, 1))  # the client starts at 2 where 1 is committed
+    setup.run()
+    assert setup.handler.written == ["b", "c"]
+    assert setup.entries("commit") == [{0: 3}]
+
+
+def test_offsets_that_are_not_in_the_log_are_passed_after_reading_them_twice(caplog):
+    setup = Setup([(0, b"a"), (0, None), (0, None), (0, b"d")])
+    with caplog.at_level(logging.WARNING):
+        setup.run()
+    assert setup.handler.written == ["a", "d"]
+    assert setup.entries("seek") == [(0, 1)]  # read again once, then taken
+    assert setup.consumer.offsets == {0: 4}
+    assert "partition 0: offsets 1 to 2 are not in the log (read twice); going on" in caplog.text
+
+
+def test_a_record_that_could_not_be_read_is_read_again_and_never_committed_past():
+    setup = Setup([(0, b"a"), (0, b"b"), (0, b"c")])
+    setup.consumer.unreadable[(0, 1)] = 2
+    setup.run()
+    assert setup.handler.written == ["a", "b", "c"]
+    assert setup.entries("seek") == [(0, 1), (0, 1)]
+    assert setup.entries("commit") == [{0: 1}, {0: 3}]
+
+
+def test_a_record_that_stays_unreadable_stops_the_engine_without_committing_past_it():
+    setup = Setup([(0, b"a"), (0, b"b"), (0, b"c")])
+    setup.consumer.unreadable[(0, 1)] = 10
+    with pytest.raises(KafkaException, match="could not parse the record"):
+        setup.run()
+    assert setup.handler.written == ["a"]
+    assert setup.consumer.offsets == {0: 1}
+    assert setup.consumer.closed
+
+
 def test_a_warm_shutdown_while_holding_gives_up_at_its_deadline_without_committing():
     from purchases_project.kafka_engine import PROCESSED
 
@@ -457,7 +557,7 @@ def test_replay_leaves_refused_events_and_commits_only_up_to_the_first_left():
     setup = Setup(arrivals, policy=policy, batch_size=2)
     setup.run()
     assert setup.handler.written == ["a", "b", "c"]
-    assert setup.consumer.committed == {0: 1, 1: 1}
+    assert setup.consumer.offsets == {0: 1, 1: 1}
     assert policy.first_left == {(TOPIC, 0): 1}
     assert setup.engine.counts == {"stored": 3, "left": 1}
     assert letters(setup) == []

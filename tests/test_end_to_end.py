@@ -3,6 +3,7 @@ processes, a real `consume_purchases`, the real broker and database, over HTTP, 
 request with a bearer token of the stack's issuer."""
 
 import json
+import re
 import time
 from decimal import Decimal
 from urllib.parse import quote
@@ -11,6 +12,7 @@ import pytest
 
 from devstack.stack import wait_until
 from tests.support.http import request
+from tests.support.load import where_missing
 from tests.support.metrics import has, scrape
 from tests.support.processes import run_python
 
@@ -67,6 +69,28 @@ def test_three_purchases_total_exactly_and_users_stay_apart(stack, userid, beare
     assert get_json(f"{stack.storefront_url}/getAllUserBuys/{other}", bearer(userid))[0] == 403
     assert other_body["total_spent"] == Decimal("1.00")
     assert [p["userid"] for p in other_body["purchases"]] == [other]
+
+
+def test_a_purchase_not_stored_is_reported_with_its_place_on_the_topic_and_the_consumers_lines(
+    stack, userid, bearer
+):
+    """What the fault tests print when an accepted purchase is missing (tests/support/load.py)."""
+    status, body, _ = call(
+        "POST",
+        f"{stack.storefront_url}/buy",
+        {"username": "j", "userid": userid, "price": "3.00"},
+        bearer(userid),
+    )
+    assert status == 201, body
+    purchase_id = json.loads(body)["data"]["purchase_id"]
+    wait_for_count(stack, userid, 1, bearer(userid))
+
+    report = where_missing(stack, [purchase_id]).splitlines()
+    assert report[0] == "1 accepted purchases are not stored; the first 1:"
+    assert re.fullmatch(rf"  {purchase_id}: partition \d+ offset \d+", report[1])
+    assert any(f"stored purchase {purchase_id}" in line for line in report[2:])
+    absent = where_missing(stack, ["never-accepted"], timeout=1).splitlines()
+    assert absent[1:] == ["  never-accepted: not on the topic"]
 
 
 def test_spending_per_month_and_newest_first_after_buying(stack, userid, bearer):

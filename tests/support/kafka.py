@@ -87,7 +87,7 @@ def find_event(
     """The event of `purchase_id` on `topic`; an AssertionError when it is not there in time."""
 
     def has_it(found: list[Message]) -> bool:
-        return bool(found) and _purchase_id(found[-1]) == purchase_id
+        return bool(found) and purchase_id_of(found[-1]) == purchase_id
 
     found = read(bootstrap, topic, until=has_it, start=start, timeout=timeout)
     if not has_it(found):
@@ -95,7 +95,7 @@ def find_event(
     return found[-1]
 
 
-def _purchase_id(message: Message) -> str | None:
+def purchase_id_of(message: Message) -> str | None:
     try:
         event = json.loads(message.value())
     except ValueError:

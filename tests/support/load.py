@@ -101,6 +101,32 @@ class Load:
                         self.accepted[data["purchase_id"]] = (userid, price)
 
 
+def where_missing(stack: Stack, missing: list[str], most: int = 10, timeout: float = 15) -> str:
+    """Accepted purchases that are not stored: where each is on the topic, and every line of
+    the consumer's log that names it or its place, so a failure says which side lost it."""
+    from tests.support import kafka
+
+    wanted, places = set(missing[:most]), {}
+
+    def all_placed(messages) -> bool:  # called after each poll: the newest message is the new one
+        if messages and (purchase_id := kafka.purchase_id_of(messages[-1])) in wanted:
+            places[purchase_id] = (messages[-1].partition(), messages[-1].offset())
+        return len(places) == len(wanted)
+
+    kafka.read(stack.bootstrap, "purchases", until=all_placed, timeout=timeout)
+    log = (stack.workdir / "consumer.log").read_text(errors="replace").splitlines()
+    lines = [f"{len(missing)} accepted purchases are not stored; the first {len(wanted)}:"]
+    for purchase_id in sorted(wanted):
+        place = places.get(purchase_id)
+        lines.append(
+            f"  {purchase_id}: "
+            + (f"partition {place[0]} offset {place[1]}" if place else "not on the topic")
+        )
+        marks = [purchase_id] + ([f'"partition": {place[0]}, "offset": {place[1]},'] if place else [])
+        lines += [f"    {line[:300]}" for line in log if any(mark in line for mark in marks)][:5]
+    return "\n".join(lines)
+
+
 def assert_stored_exactly_once(
     stack: Stack, accepted: dict[str, tuple[str, Decimal]], timeout: float = 90
 ) -> None:
@@ -117,6 +143,11 @@ def assert_stored_exactly_once(
 
         try:
             wait_until(all_there, timeout, "every accepted purchase stored", interval=0.5)
+        except TimeoutError:
+            found = {
+                d["purchase_id"] for d in purchases.find({"purchase_id": {"$in": ids}}, {"purchase_id": 1})
+            }
+            raise AssertionError(where_missing(stack, [i for i in ids if i not in found])) from None
         finally:
             stored = purchases.count_documents({"purchase_id": {"$in": ids}})
             print(f"accepted {len(ids)}, stored {stored}")

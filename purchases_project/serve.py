@@ -19,6 +19,7 @@ token settings (`AUTH_ISSUER`, `AUTH_JWKS_URL`) or, for the storefront,
 from __future__ import annotations
 
 import functools
+import glob
 import logging
 import math
 import os
@@ -85,11 +86,37 @@ def _multiproc_dir(settings) -> str:
     return path
 
 
+class SizedFilesCollector:
+    """prometheus_client's multiprocess merge over the files their workers have sized.
+
+    A worker creates its file, then sizes it; a scrape in between reads 0 bytes and the
+    library's collector raises `struct.error` for the whole registry (a 500), and a worker
+    killed in that moment leaves the empty file for good (client_python issue 1199, open in
+    0.26.0; a test fails once a release fixes it). An empty file holds nothing yet: it is
+    left out, and the rest goes through the library's public `merge`."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def collect(self):
+        from prometheus_client import multiprocess
+
+        files = [f for f in glob.glob(os.path.join(self.path, "*.db")) if _sized(f)]
+        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)
+
+
+def _sized(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except FileNotFoundError:  # a dead worker's live gauges, removed since the listing
+        return False
+
+
 def _serve_metrics(settings, path: str) -> None:
-    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+    from prometheus_client import CollectorRegistry, start_http_server
 
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=path)
+    registry.register(SizedFilesCollector(path))
     start_http_server(settings.METRICS_PORT, addr=settings.WEB_BIND_ADDRESS, registry=registry)
     logger.info("metrics on http://%s:%d/metrics", settings.WEB_BIND_ADDRESS, settings.METRICS_PORT)
     threading.Thread(target=_mark_dead_workers, args=(path,), name="metrics-reaper", daemon=True).start()

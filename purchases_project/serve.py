@@ -29,7 +29,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purchases_project.settings")
 
@@ -93,16 +95,15 @@ class SizedFilesCollector:
     library's collector raises `struct.error` for the whole registry (a 500), and a worker
     killed in that moment leaves the empty file for good (client_python issue 1199, open in
     0.26.0; a test fails once a release fixes it). An empty file holds nothing yet: it is
-    left out, and the rest goes through the library's public `merge`."""
+    left out, and the rest goes through the library's public `merge`
+    (`MultiProcessCollector.merge`, passed in: see `_serve_metrics`)."""
 
-    def __init__(self, path: str):
-        self.path = path
+    def __init__(self, path: str, merge: Callable[..., Iterable[Any]]):
+        self.path, self.merge = path, merge
 
-    def collect(self):
-        from prometheus_client import multiprocess
-
+    def collect(self) -> Iterable[Any]:
         files = [f for f in glob.glob(os.path.join(self.path, "*.db")) if _sized(f)]
-        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)
+        return self.merge(files, accumulate=True)
 
 
 def _sized(path: str) -> bool:
@@ -113,26 +114,33 @@ def _sized(path: str) -> bool:
 
 
 def _serve_metrics(settings, path: str) -> None:
-    from prometheus_client import CollectorRegistry, start_http_server
+    # What the metrics threads run is imported here, on the main thread, before they start:
+    # granian forks its workers meanwhile, and a module a thread is importing at that moment
+    # stays locked in the worker, which then hangs at its first import of it, for good.
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
     registry = CollectorRegistry()
-    registry.register(SizedFilesCollector(path))
+    registry.register(SizedFilesCollector(path, merge=multiprocess.MultiProcessCollector.merge))
     start_http_server(settings.METRICS_PORT, addr=settings.WEB_BIND_ADDRESS, registry=registry)
     logger.info("metrics on http://%s:%d/metrics", settings.WEB_BIND_ADDRESS, settings.METRICS_PORT)
-    threading.Thread(target=_mark_dead_workers, args=(path,), name="metrics-reaper", daemon=True).start()
+    reaper = threading.Thread(
+        target=_mark_dead_workers,
+        args=(path, multiprocess.mark_process_dead),
+        name="metrics-reaper",
+        daemon=True,
+    )
+    reaper.start()
 
 
-def _mark_dead_workers(path: str, interval: float = 1.0) -> None:
+def _mark_dead_workers(path: str, mark_dead: Callable[[int, str], None], interval: float = 1.0) -> None:
     """Drops the live gauges of workers that exited (their counters stay in the total)."""
-    from prometheus_client import multiprocess
-
     marked: set[int] = set()
     while True:
         time.sleep(interval)
         pids = {int(m.group(1)) for name in os.listdir(path) if (m := _PID_IN_NAME.search(name))}
         for pid in pids - marked:
             if not _alive(pid):
-                multiprocess.mark_process_dead(pid, path)
+                mark_dead(pid, path)
                 marked.add(pid)
 
 

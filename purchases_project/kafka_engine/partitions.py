@@ -44,9 +44,6 @@ class Partitions:
         self._read_again: dict[Partition, int] = {}  # the position a gap sent a partition back to
         self._errors: Counter[tuple[Partition, int]] = Counter()
 
-    def position(self, partition: Partition) -> int | None:
-        return self._next.get(partition)
-
     # -- the group's side ------------------------------------------------------------
 
     def assign(self, partitions: list[TopicPartition], *, timeout_s: float) -> None:

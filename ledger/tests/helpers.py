@@ -1,11 +1,14 @@
 """Checks shared by the ledger's tests and the fault tests."""
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 from bson.decimal128 import Decimal128
 
-from ledger import services
+from devstack.stack import free_port
+from ledger import db, services
 from purchases_project.events import PurchaseEvent
 
 
@@ -18,6 +21,23 @@ def purchase_at(userid: str, timestamp: str, price: str) -> PurchaseEvent:
         price=Decimal(price),
         timestamp=timestamp,
     )
+
+
+def unreachable_mongodb_uri() -> str:
+    """A MongoDB URI on a local port nobody listens on."""
+    return f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"
+
+
+@contextmanager
+def database_unreachable(settings) -> Iterator[None]:
+    """This process's database settings point nowhere (failing fast) while the block runs."""
+    settings.MONGODB_URI = unreachable_mongodb_uri()
+    settings.MONGODB_TIMEOUT_MS = 300
+    db.close()
+    try:
+        yield
+    finally:
+        db.close()
 
 
 def stored_purchases(userid: str, *purchases: tuple[str, str]) -> list[PurchaseEvent]:
@@ -46,18 +66,8 @@ def summaries_match_purchases(database) -> dict[str, tuple]:
 
     Returns the users whose figures differ (empty when none drifts).
     """
-    grouped = {
-        row["_id"]: (row["count"], row["total"].to_decimal())
-        for row in database["purchases"].aggregate(
-            [{"$group": {"_id": "$userid", "count": {"$sum": 1}, "total": {"$sum": "$price"}}}]
-        )
-    }
-    summaries = _summaries(database)
-    return {
-        userid: (grouped.get(userid), summaries.get(userid))
-        for userid in set(grouped) | set(summaries)
-        if grouped.get(userid) != summaries.get(userid)
-    }
+    grouped = _per_user(database["purchases"], count=1, total="$price")
+    return _differences(grouped, _summaries(database))
 
 
 def monthly_totals_match_summaries(database) -> dict[str, tuple]:
@@ -65,17 +75,23 @@ def monthly_totals_match_summaries(database) -> dict[str, tuple]:
 
     Returns the users whose figures differ (empty when the months add up everywhere).
     """
-    months = {
-        row["_id"]: (row["count"], row["total"].to_decimal())
-        for row in database["purchases_monthly"].aggregate(
-            [{"$group": {"_id": "$userid", "count": {"$sum": "$count"}, "total": {"$sum": "$total"}}}]
-        )
-    }
-    summaries = _summaries(database)
+    months = _per_user(database["purchases_monthly"], count="$count", total="$total")
+    return _differences(months, _summaries(database))
+
+
+def _per_user(collection, *, count, total) -> dict[str, tuple]:
+    """(count, total) per userid: a $group summing `count` and `total` over `collection`."""
+    rows = collection.aggregate(
+        [{"$group": {"_id": "$userid", "count": {"$sum": count}, "total": {"$sum": total}}}]
+    )
+    return {row["_id"]: (row["count"], row["total"].to_decimal()) for row in rows}
+
+
+def _differences(left: dict[str, tuple], right: dict[str, tuple]) -> dict[str, tuple]:
     return {
-        userid: (months.get(userid), summaries.get(userid))
-        for userid in set(months) | set(summaries)
-        if months.get(userid) != summaries.get(userid)
+        userid: (left.get(userid), right.get(userid))
+        for userid in set(left) | set(right)
+        if left.get(userid) != right.get(userid)
     }
 
 

@@ -8,7 +8,8 @@ import uuid
 import pymongo
 import pytest
 
-from devstack.stack import ROOT, free_port
+from devstack.stack import ROOT
+from ledger.tests.helpers import unreachable_mongodb_uri
 
 
 def ensure_indexes(env: dict, timeout: float) -> tuple[subprocess.CompletedProcess, float]:
@@ -76,7 +77,7 @@ def test_waits_for_the_primary_to_come_back(make_stack):
 
 
 def test_gives_up_after_the_deadline_with_a_clear_message(make_stack):
-    env = make_stack("nothing").env(MONGODB_URI=f"mongodb://127.0.0.1:{free_port()}/?directConnection=true")
+    env = make_stack("nothing").env(MONGODB_URI=unreachable_mongodb_uri())
     result, elapsed = ensure_indexes(env, timeout=3)
     assert result.returncode != 0
     assert "no writable MongoDB primary for database purchase_db within 3 s" in result.stderr

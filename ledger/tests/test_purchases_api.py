@@ -6,10 +6,9 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
-from devstack.stack import free_port
-from ledger import db, documents, selectors, services
+from ledger import documents, selectors, services
 from ledger.documents import PAGE_INDEX
-from ledger.tests.helpers import assert_answered_from_index
+from ledger.tests.helpers import assert_answered_from_index, database_unreachable
 from purchases_project import identity
 from purchases_project.events import PurchaseEvent
 
@@ -101,14 +100,9 @@ def test_health_reports_the_database(client, live_settings):
 
 
 def test_health_and_reads_are_503_when_the_database_is_unreachable(client, settings):
-    settings.MONGODB_URI = f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"
-    settings.MONGODB_TIMEOUT_MS = 300
-    db.close()
-    try:
+    with database_unreachable(settings):
         health = client.get("/health")
         read = client.get("/purchases/anyone")
-    finally:
-        db.close()
     assert health.status_code == 503
     assert health.json()["status"] == "unhealthy" and health.json()["mongodb"] == "disconnected"
     assert read.status_code == 503

@@ -13,7 +13,12 @@ from bson.decimal128 import Decimal128
 from devstack.stack import ROOT
 from ledger import db, services
 from ledger.monthly_totals import monthly_totals_rebuild
-from ledger.tests.helpers import monthly_totals_match_summaries, purchase_at, summaries_match_purchases
+from ledger.tests.helpers import (
+    monthly_totals_match_summaries,
+    purchase_at,
+    summaries_match_purchases,
+    unreachable_mongodb_uri,
+)
 
 
 def rebuild(stack, database: str) -> subprocess.CompletedProcess:
@@ -110,11 +115,7 @@ def test_an_empty_database_has_nothing_to_rebuild(stack, own_database):
 
 
 def test_an_unreachable_database_fails_with_a_clear_message(make_stack):
-    from devstack.stack import free_port
-
-    env = make_stack("nothing").env(
-        MONGODB_URI=f"mongodb://127.0.0.1:{free_port()}/?directConnection=true", MONGODB_TIMEOUT_MS="500"
-    )
+    env = make_stack("nothing").env(MONGODB_URI=unreachable_mongodb_uri(), MONGODB_TIMEOUT_MS="500")
     result = subprocess.run(
         [sys.executable, "manage.py", "rebuild_monthly_totals"],
         cwd=ROOT,

@@ -4,10 +4,14 @@ import pytest
 from bson.decimal128 import Decimal128
 from django.test import Client
 
-from devstack.stack import free_port
 from ledger import db, documents, services
 from ledger.documents import MONTH_INDEX
-from ledger.tests.helpers import assert_answered_from_index, monthly_totals_match_summaries, stored_purchases
+from ledger.tests.helpers import (
+    assert_answered_from_index,
+    database_unreachable,
+    monthly_totals_match_summaries,
+    stored_purchases,
+)
 from purchases_project import identity
 
 pytestmark = pytest.mark.urls("ledger.urls")
@@ -146,13 +150,8 @@ def test_spending_is_never_cached_nor_shared(client, live_settings, userid):
 
 
 def test_spending_is_503_when_the_database_is_unreachable(client, settings):
-    settings.MONGODB_URI = f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"
-    settings.MONGODB_TIMEOUT_MS = 300
-    db.close()
-    try:
+    with database_unreachable(settings):
         response = client.get("/spending/anyone")
-    finally:
-        db.close()
     assert response.status_code == 503
     assert response.json() == {"error": "The database is unavailable"}
 
